@@ -1,0 +1,93 @@
+//! Building and running the application. [`Application::build`] is the one
+//! function that both `main` and the tests use; it binds the listener (port
+//! `0` in tests) and reports the port it got.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{HttpServer, web};
+use anyhow::Context as _;
+use secrecy::ExposeSecret as _;
+use sqlx::PgPool;
+
+use crate::config::Settings;
+use crate::http::{self, openapi::ApiDocs};
+use crate::store;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub settings: Settings,
+    pub db: PgPool,
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Connects (lazily) to the database, applies migrations in `local` and
+    /// `test`, binds the listener and prepares the server. The server runs
+    /// when [`Application::run_until_stopped`] is awaited.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        if settings.env.is_development() {
+            tracing::info!(env = %settings.env, "applying pending migrations");
+            store::migrate(settings.database.migration_url().expose_secret())
+                .await
+                .context("applying migrations (is PostgreSQL running and DATABASE_URL right?)")?;
+        }
+        let db = store::pool(&settings.database).context("DATABASE_URL is not a valid URL")?;
+
+        let address = format!("{}:{}", settings.server.host, settings.server.port);
+        let listener =
+            TcpListener::bind(&address).with_context(|| format!("binding {address}"))?;
+        let port = listener.local_addr()?.port();
+
+        let docs = web::Data::new(
+            ApiDocs::new(&http::openapi_document()).context("rendering the OpenAPI document")?,
+        );
+        let state = web::Data::new(AppState { settings, db });
+
+        let server_state = state.clone();
+        let mut server = HttpServer::new(move || http::app(server_state.clone(), docs.clone()))
+            .listen(listener)?
+            .shutdown_timeout(state.settings.server.shutdown_timeout_secs)
+            .client_request_timeout(Duration::from_secs(10))
+            .client_disconnect_timeout(Duration::from_secs(2));
+        if state.settings.server.workers > 0 {
+            server = server.workers(state.settings.server.workers);
+        }
+        let server = server.run();
+        tracing::info!(%address, port, env = %state.settings.env, "listening");
+        Ok(Application {
+            port,
+            server,
+            state,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// A handle to stop the server gracefully (tests use it; `main` relies
+    /// on SIGTERM / Ctrl-C, which actix-web turns into the same stop).
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until a graceful stop: stop accepting, finish in-flight
+    /// requests (up to `server.shutdown_timeout_secs`), then return.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await?;
+        self.state.db.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
