@@ -21,9 +21,10 @@
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOCAL_PG_DIR="$REPO_ROOT/.local/pg"
 
+CARGO_BIN_DIR="${CARGO_HOME:-${HOME:-$(getent passwd "$(id -u)" | cut -d: -f6)}/.cargo}/bin"
 case ":$PATH:" in
-*":${CARGO_HOME:-$HOME/.cargo}/bin:"*) ;;
-*) export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH" ;;
+*":$CARGO_BIN_DIR:"*) ;;
+*) export PATH="$CARGO_BIN_DIR:$PATH" ;;
 esac
 
 say() { printf '==> %s\n' "$*" >&2; }
@@ -286,7 +287,8 @@ reset_database() {
     local name="${1:-}"
     check_db_name "$name"
     say "dropping database $name (if it exists)"
-    pg_psql "$PG_ADMIN_URL" -qc "drop database if exists \"$name\" with (force)" >&2 ||
+    pg_psql "$PG_ADMIN_URL" -qc 'set client_min_messages = warning' \
+        -c "drop database if exists \"$name\" with (force)" >&2 ||
         die "cannot drop database $name"
     ensure_database "$name"
 }

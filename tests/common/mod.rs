@@ -1,0 +1,186 @@
+//! The test harness: every test gets the real application on port 0 against
+//! a fresh PostgreSQL database of its own, dropped when the test ends.
+//!
+//! `TEST_DATABASE_URL` names a role that may create databases (the test
+//! command sets it); logs go to a sink unless `TEST_LOG=1`.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Once;
+
+use actix_web::dev::ServerHandle;
+use contest_backend::config::{AppEnv, Settings};
+use contest_backend::startup::Application;
+use sqlx::Connection as _;
+
+pub fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// `admin_url` with its database replaced by `name`.
+pub fn database_url(name: &str) -> String {
+    let mut url = url::Url::parse(&admin_url()).expect("TEST_DATABASE_URL is a URL");
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+pub fn config_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config")
+}
+
+/// The variables a test environment starts from.
+pub fn test_vars(database_url: &str) -> HashMap<String, String> {
+    HashMap::from([
+        ("APP_ENV".to_owned(), "test".to_owned()),
+        ("DATABASE_URL".to_owned(), database_url.to_owned()),
+    ])
+}
+
+pub fn init_logs() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let settings = Settings::load(&config_dir(), &test_vars(&admin_url())).unwrap();
+        if std::env::var("TEST_LOG").is_ok_and(|v| v == "1") {
+            contest_backend::telemetry::init(AppEnv::Test, &settings.log, std::io::stdout);
+        } else {
+            contest_backend::telemetry::init(AppEnv::Test, &settings.log, std::io::sink);
+        }
+    });
+}
+
+/// A database of the test's own, dropped (with its connections) on drop.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    pub async fn create() -> TestDb {
+        let name = format!("cbt_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(&admin_url())
+            .await
+            .expect("connect to TEST_DATABASE_URL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        conn.close().await.ok();
+        let url = database_url(&name);
+        TestDb { name, url }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime: do the async work on a thread
+        // of its own and wait for it.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url()).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub client: reqwest::Client,
+    pub handle: ServerHandle,
+    pub db: sqlx::PgPool,
+    pub settings: Settings,
+    // Last: the database is dropped after the server stopped using it.
+    pub test_db: TestDb,
+}
+
+impl TestApp {
+    /// The application with the test configuration.
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// The application after `customize` changed the environment variables.
+    pub async fn spawn_with(customize: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
+        init_logs();
+        let test_db = TestDb::create().await;
+        let mut vars = test_vars(&test_db.url);
+        customize(&mut vars);
+        let settings = Settings::load(&config_dir(), &vars).expect("test settings are valid");
+        let app = Application::build(settings.clone())
+            .await
+            .expect("the application builds");
+        let port = app.port();
+        let handle = app.handle();
+        let db = app.state().db.clone();
+        actix_web::rt::spawn(app.run_until_stopped());
+        TestApp {
+            address: format!("http://127.0.0.1:{port}"),
+            port,
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            handle,
+            db,
+            settings,
+            test_db,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn post_json(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
+/// Asserts the api.md error schema and returns the body.
+pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) -> serde_json::Value {
+    assert_eq!(res.status().as_u16(), status, "status of {}", res.url());
+    let request_id = res
+        .headers()
+        .get("x-request-id")
+        .expect("every response has x-request-id")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: serde_json::Value = res.json().await.expect("error body is JSON");
+    let error = &body["error"];
+    assert_eq!(error["code"], code, "body: {body}");
+    assert!(
+        error["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "message missing: {body}"
+    );
+    assert_eq!(error["request_id"], request_id.as_str(), "body: {body}");
+    if let Some(details) = error.get("details") {
+        assert!(details.is_object(), "details is an object: {body}");
+    }
+    let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
+    assert_eq!(keys, vec!["error"], "only `error` at the top: {body}");
+    body
+}
