@@ -119,6 +119,7 @@ pub struct Settings {
     pub apple: AppleSettings,
     pub stripe: StripeSettings,
     pub metrics: MetricsSettings,
+    pub rate_limit: RateLimitSettings,
     pub log: LogSettings,
 }
 
@@ -195,6 +196,24 @@ pub struct AppleSettings {
     pub jwks_url: String,
     /// Refuse identity tokens whose request carries no nonce.
     pub require_nonce: bool,
+    /// How long a fetched key set is used before it is fetched again.
+    pub key_cache_ttl_secs: u64,
+    /// An unknown `kid` refetches the set at most this often.
+    pub key_refetch_interval_secs: u64,
+    /// `local`/`test` only: the development key that `dev-token` signs with
+    /// (created when absent). Refused elsewhere.
+    pub dev_key_path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// Requests per minute per client IP on `/v1/auth/*`.
+    pub auth_per_minute: u32,
+    pub auth_burst: u32,
+    /// Mutations per minute per signed-in user.
+    pub mutations_per_minute: u32,
+    pub mutations_burst: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -421,6 +440,12 @@ impl Settings {
         }
         url::Url::parse(&self.apple.jwks_url)
             .map_err(|_| ConfigError::refused("APPLE_JWKS_URL", "must be an absolute URL"))?;
+        if !env.is_development() && self.apple.dev_key_path.is_some() {
+            return Err(ConfigError::refused(
+                "apple.dev_key_path",
+                format!("{env} must not accept the development key"),
+            ));
+        }
         if strict && self.apple.client_ids.is_empty() {
             return Err(ConfigError::refused(
                 "APPLE_CLIENT_IDS",
@@ -452,6 +477,20 @@ impl Settings {
             return Err(ConfigError::refused(
                 "database.max_connections",
                 "must be positive and at least database.min_connections",
+            ));
+        }
+        let limits = &self.rate_limit;
+        if [
+            limits.auth_per_minute,
+            limits.auth_burst,
+            limits.mutations_per_minute,
+            limits.mutations_burst,
+        ]
+        .contains(&0)
+        {
+            return Err(ConfigError::refused(
+                "rate_limit",
+                "every rate and burst must be positive",
             ));
         }
         if self.server.body_limit_bytes == 0 {
@@ -486,7 +525,8 @@ impl Settings {
             if keys.iter().any(|k| k.kid == kid) {
                 return Err(bad("kids must be unique"));
             }
-            let bytes = decode_base64(b64.trim()).ok_or_else(|| bad("a key is not valid base64"))?;
+            let bytes =
+                decode_base64(b64.trim()).ok_or_else(|| bad("a key is not valid base64"))?;
             let seed: [u8; SIGNING_KEY_LEN] = bytes.as_slice().try_into().map_err(|_| {
                 bad("each key must be a 32-byte Ed25519 seed (shorter keys are refused)")
             })?;

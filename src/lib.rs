@@ -1,6 +1,8 @@
 //! The contest backend: Sign in with Apple, contests run as actors, paid
 //! entries through Stripe. See README.md for the architecture.
 
+pub mod audit;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use contest_backend::cli::{Cli, Command};
+use contest_backend::cli::{self, Cli, Command};
 use contest_backend::config::Settings;
 use contest_backend::startup::Application;
 use contest_backend::{store, telemetry};
@@ -18,7 +18,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    telemetry::init(settings.env, &settings.log, std::io::stdout);
+    // Subcommands other than `serve` print their result to stdout: their
+    // logs go to stderr.
+    match cli.command {
+        None | Some(Command::Serve) => {
+            telemetry::init(settings.env, &settings.log, std::io::stdout);
+        }
+        Some(_) => {
+            telemetry::init(settings.env, &settings.log, std::io::stderr);
+        }
+    }
 
     let result = actix_web::rt::System::new().block_on(async move {
         match cli.command.unwrap_or(Command::Serve) {
@@ -30,13 +39,14 @@ fn main() -> ExitCode {
                 store::migrate(settings.database.migration_url().expose_secret()).await?;
                 tracing::info!("migrations applied");
             }
+            Command::GrantRole(args) => cli::grant_role(&settings, args).await?,
+            Command::DevToken(args) => println!("{}", cli::dev_token(&settings, args)?),
         }
         anyhow::Ok(())
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = format!("{e:#}"), "fatal");
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }

@@ -11,7 +11,10 @@ use anyhow::Context as _;
 use secrecy::ExposeSecret as _;
 use sqlx::PgPool;
 
+use crate::audit::{self, AuditEvent, AuditKind, Outcome};
+use crate::auth::{self, Auth, ratelimit::Limited};
 use crate::config::Settings;
+use crate::error::{ApiError, ErrorCode};
 use crate::http::{self, openapi::ApiDocs};
 use crate::store;
 
@@ -19,6 +22,45 @@ use crate::store;
 pub struct AppState {
     pub settings: Settings,
     pub db: PgPool,
+    pub auth: Auth,
+}
+
+impl AppState {
+    /// The caller's address (see [`http::client_ip`]).
+    pub fn client_ip(&self, req: &actix_web::HttpRequest) -> Option<std::net::IpAddr> {
+        http::client_ip::client_ip(req, &self.settings.server.trusted_proxies)
+    }
+
+    /// `429 RATE_LIMITED` with `Retry-After`, audited once per key and minute.
+    pub async fn rate_limited(
+        &self,
+        req: &actix_web::HttpRequest,
+        limited: Limited,
+        user: Option<uuid::Uuid>,
+    ) -> ApiError {
+        if limited.audit {
+            let mut event = AuditEvent::new(AuditKind::RateLimited, Outcome::Failure)
+                .client_ip(self.client_ip(req))
+                .details(serde_json::json!({ "route": req.match_pattern() }));
+            if let Some(user) = user {
+                event = event.actor(user);
+            }
+            audit::record_best_effort(&self.db, event).await;
+        }
+        ApiError::new(ErrorCode::RateLimited)
+            .with_retry_after(limited.retry_after.as_secs_f64().ceil() as u64)
+    }
+
+    /// Checks the per-IP limit of `/v1/auth/*`.
+    pub async fn check_auth_rate(&self, req: &actix_web::HttpRequest) -> Result<(), ApiError> {
+        let Some(ip) = self.client_ip(req) else {
+            return Ok(());
+        };
+        match self.auth.limits.check_auth(ip) {
+            Ok(()) => Ok(()),
+            Err(limited) => Err(self.rate_limited(req, limited, None).await),
+        }
+    }
 }
 
 pub struct Application {
@@ -39,16 +81,23 @@ impl Application {
                 .context("applying migrations (is PostgreSQL running and DATABASE_URL right?)")?;
         }
         let db = store::pool(&settings.database).context("DATABASE_URL is not a valid URL")?;
+        auth::install_crypto_provider();
+        let http_client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .context("building the HTTP client")?;
+        let auth = Auth::from_settings(&settings, http_client)?;
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);
-        let listener =
-            TcpListener::bind(&address).with_context(|| format!("binding {address}"))?;
+        let listener = TcpListener::bind(&address).with_context(|| format!("binding {address}"))?;
         let port = listener.local_addr()?.port();
 
         let docs = web::Data::new(
             ApiDocs::new(&http::openapi_document()).context("rendering the OpenAPI document")?,
         );
-        let state = web::Data::new(AppState { settings, db });
+        let state = web::Data::new(AppState { settings, db, auth });
+        spawn_housekeeping(state.clone());
 
         let server_state = state.clone();
         let mut server = HttpServer::new(move || http::app(server_state.clone(), docs.clone()))
@@ -90,4 +139,15 @@ impl Application {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Periodic upkeep of in-memory state (rate-limiter buckets).
+fn spawn_housekeeping(state: web::Data<AppState>) {
+    actix_web::rt::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            state.auth.limits.shrink();
+        }
+    });
 }

@@ -12,7 +12,11 @@ use actix_web::web;
 use tracing::Instrument as _;
 
 use super::request_id::{self, REQUEST_ID_HEADER};
+use crate::audit::{self, AuditEvent, AuditKind, Outcome};
+use crate::auth::extract::Caller;
 use crate::error::{ApiError, ApiErrorRendered, ErrorCode};
+use crate::startup::AppState;
+use actix_web::HttpMessage as _;
 
 /// What the edge middleware needs to know of the configuration.
 #[derive(Debug, Clone)]
@@ -51,6 +55,10 @@ pub async fn edge(
     }
     set_security_headers(headers, hsts);
 
+    if res.status() == actix_web::http::StatusCode::FORBIDDEN {
+        audit_forbidden(&res).await;
+    }
+
     let status = res.status().as_u16();
     let route = res
         .request()
@@ -74,7 +82,11 @@ pub async fn edge(
 fn normalize_error(res: ServiceResponse<BoxBody>) -> ServiceResponse<BoxBody> {
     let status = res.status();
     if !(status.is_client_error() || status.is_server_error())
-        || res.response().extensions().get::<ApiErrorRendered>().is_some()
+        || res
+            .response()
+            .extensions()
+            .get::<ApiErrorRendered>()
+            .is_some()
     {
         return res;
     }
@@ -113,4 +125,22 @@ fn set_security_headers(headers: &mut header::HeaderMap, hsts: bool) {
             HeaderValue::from_static("max-age=63072000; includeSubDomains"),
         );
     }
+}
+
+/// Every `403` is audited, whichever route refused.
+async fn audit_forbidden(res: &ServiceResponse<BoxBody>) {
+    let req = res.request();
+    let Some(state) = req.app_data::<web::Data<AppState>>() else {
+        return;
+    };
+    let mut event = AuditEvent::new(AuditKind::Forbidden, Outcome::Failure)
+        .client_ip(state.client_ip(req))
+        .details(serde_json::json!({
+            "method": req.method().as_str(),
+            "route": req.match_pattern(),
+        }));
+    if let Some(Caller(user)) = req.extensions().get::<Caller>().copied() {
+        event = event.actor(user);
+    }
+    audit::record_best_effort(&state.db, event).await;
 }

@@ -5,10 +5,15 @@
 //! the OpenAPI document is generated from the very registrations that route
 //! requests: a route cannot exist without appearing in `/openapi.json`.
 
+pub mod admin;
+pub mod auth;
+pub mod client_ip;
 pub mod edge;
 pub mod health;
+pub mod me;
 pub mod openapi;
 pub mod request_id;
+pub mod views;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
@@ -23,7 +28,13 @@ use crate::startup::AppState;
 fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
     cfg.service(health::live)
         .service(health::ready)
-        .service(openapi::document);
+        .service(openapi::document)
+        .service(auth::apple)
+        .service(auth::refresh)
+        .service(auth::logout)
+        .service(me::me)
+        .service(me::delete_me)
+        .service(admin::set_roles);
 }
 
 /// The OpenAPI document of every registered route.
@@ -67,20 +78,16 @@ pub fn app(
                 .error_handler(|err, _req| json_error(err).into()),
         )
         .app_data(web::PayloadConfig::new(limit))
-        .app_data(
-            web::PathConfig::default().error_handler(|err, _req| {
-                ApiError::new(ErrorCode::InvalidRequest)
-                    .with_message(format!("bad path parameter: {err}"))
-                    .into()
-            }),
-        )
-        .app_data(
-            web::QueryConfig::default().error_handler(|err, _req| {
-                ApiError::new(ErrorCode::InvalidRequest)
-                    .with_message(format!("bad query parameter: {err}"))
-                    .into()
-            }),
-        )
+        .app_data(web::PathConfig::default().error_handler(|err, _req| {
+            ApiError::new(ErrorCode::InvalidRequest)
+                .with_message(format!("bad path parameter: {err}"))
+                .into()
+        }))
+        .app_data(web::QueryConfig::default().error_handler(|err, _req| {
+            ApiError::new(ErrorCode::InvalidRequest)
+                .with_message(format!("bad query parameter: {err}"))
+                .into()
+        }))
         .default_service(web::to(no_route))
         .wrap(actix_web::middleware::from_fn(edge::edge))
 }

@@ -2,7 +2,8 @@
 //! that tells a wrong method (`405`) from an unknown path (`404`).
 
 use actix_web::{HttpResponse, get, web};
-use utoipa::openapi::{OpenApi, OpenApiBuilder, InfoBuilder};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ComponentsBuilder, InfoBuilder, OpenApi, OpenApiBuilder};
 
 /// The parts of the document that no handler carries.
 pub fn base() -> OpenApi {
@@ -17,6 +18,19 @@ pub fn base() -> OpenApi {
                 ))
                 .build(),
         )
+        .components(Some(
+            ComponentsBuilder::new()
+                .security_scheme(
+                    "bearer",
+                    SecurityScheme::Http(
+                        HttpBuilder::new()
+                            .scheme(HttpAuthScheme::Bearer)
+                            .bearer_format("JWT")
+                            .build(),
+                    ),
+                )
+                .build(),
+        ))
         .build()
 }
 

@@ -1,11 +1,14 @@
 //! SQL: the pool, the embedded migrations, and the queries of each part.
 
+pub mod sessions;
+pub mod users;
+
 use std::time::Duration;
 
 use secrecy::ExposeSecret as _;
+use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::PgPool;
 
 use crate::config::DatabaseSettings;
 
@@ -16,12 +19,10 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// `/health/live`, and `503` on `/health/ready`) while the database is down.
 pub fn pool(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> {
     let options: PgConnectOptions = settings.url.expose_secret().parse()?;
-    let options = options
-        .application_name("contest-backend")
-        .options([(
-            "statement_timeout",
-            format!("{}ms", settings.statement_timeout_ms),
-        )]);
+    let options = options.application_name("contest-backend").options([(
+        "statement_timeout",
+        format!("{}ms", settings.statement_timeout_ms),
+    )]);
     Ok(PgPoolOptions::new()
         .max_connections(settings.max_connections)
         .min_connections(settings.min_connections)
