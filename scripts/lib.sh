@@ -311,6 +311,11 @@ ensure_sqlx_cli() {
 
 ensure_nextest() {
     local v
+    # A machine may carry it in /usr/local/bin while a bare PATH misses it.
+    case ":$PATH:" in
+    *:/usr/local/bin:*) ;;
+    *) [ -x /usr/local/bin/cargo-nextest ] && export PATH="$PATH:/usr/local/bin" ;;
+    esac
     if v="$(cargo nextest --version 2>/dev/null | head -n1)" && [ -n "$v" ]; then
         say "$v"
         return 0

@@ -453,13 +453,13 @@ impl Settings {
             ));
         }
 
-        if let Some(token) = &self.metrics.token {
-            if token.expose_secret().len() < 32 {
-                return Err(ConfigError::refused(
-                    "METRICS_TOKEN",
-                    "must be at least 32 characters",
-                ));
-            }
+        if let Some(token) = &self.metrics.token
+            && token.expose_secret().len() < 32
+        {
+            return Err(ConfigError::refused(
+                "METRICS_TOKEN",
+                "must be at least 32 characters",
+            ));
         }
 
         let db_url = url::Url::parse(self.database.url.expose_secret())

@@ -1,6 +1,8 @@
 //! Start-up refuses each misconfiguration of security.md, naming the setting
 //! and never printing a secret.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::HashMap;
@@ -77,7 +79,10 @@ fn a_complete_production_configuration_is_accepted() {
 
 #[test]
 fn production_refuses_a_stripe_test_key() {
-    refused(with(production(), "STRIPE_SECRET_KEY", TEST_KEY), "STRIPE_SECRET_KEY");
+    refused(
+        with(production(), "STRIPE_SECRET_KEY", TEST_KEY),
+        "STRIPE_SECRET_KEY",
+    );
 }
 
 #[test]
@@ -91,14 +96,21 @@ fn production_refuses_a_stripe_test_publishable_key() {
 #[test]
 fn other_environments_refuse_a_stripe_live_key() {
     for env in ["local", "test", "staging"] {
-        let vars = with(with(production(), "APP_ENV", env), "STRIPE_PUBLISHABLE_KEY", "pk_test_x");
+        let vars = with(
+            with(production(), "APP_ENV", env),
+            "STRIPE_PUBLISHABLE_KEY",
+            "pk_test_x",
+        );
         refused(vars, "STRIPE_SECRET_KEY");
     }
 }
 
 #[test]
 fn production_refuses_a_missing_stripe_key() {
-    refused(without(production(), "STRIPE_SECRET_KEY"), "STRIPE_SECRET_KEY");
+    refused(
+        without(production(), "STRIPE_SECRET_KEY"),
+        "STRIPE_SECRET_KEY",
+    );
 }
 
 #[test]
@@ -123,13 +135,19 @@ fn a_short_webhook_secret_is_refused() {
 
 #[test]
 fn production_refuses_missing_signing_keys() {
-    refused(without(production(), "JWT_SIGNING_KEYS"), "JWT_SIGNING_KEYS");
+    refused(
+        without(production(), "JWT_SIGNING_KEYS"),
+        "JWT_SIGNING_KEYS",
+    );
 }
 
 #[test]
 fn a_signing_key_shorter_than_required_is_refused_everywhere() {
     let short = format!("k1:{}", key_b64(16));
-    refused(with(production(), "JWT_SIGNING_KEYS", &short), "JWT_SIGNING_KEYS");
+    refused(
+        with(production(), "JWT_SIGNING_KEYS", &short),
+        "JWT_SIGNING_KEYS",
+    );
     for env in ["local", "test", "staging"] {
         let mut vars = with(production(), "APP_ENV", env);
         vars.insert("STRIPE_SECRET_KEY".into(), TEST_KEY.into());
@@ -148,7 +166,10 @@ fn malformed_signing_keys_are_refused() {
         format!("k1:{},k1:{}", key_b64(32), key_b64(32)),
         format!("bad kid:{}", key_b64(32)),
     ] {
-        refused(with(production(), "JWT_SIGNING_KEYS", &bad), "JWT_SIGNING_KEYS");
+        refused(
+            with(production(), "JWT_SIGNING_KEYS", &bad),
+            "JWT_SIGNING_KEYS",
+        );
     }
 }
 
@@ -162,7 +183,10 @@ fn production_refuses_a_key_set_url_other_than_apples() {
 
 #[test]
 fn production_refuses_an_empty_client_id_list() {
-    refused(without(production(), "APPLE_CLIENT_IDS"), "APPLE_CLIENT_IDS");
+    refused(
+        without(production(), "APPLE_CLIENT_IDS"),
+        "APPLE_CLIENT_IDS",
+    );
 }
 
 #[test]
@@ -180,7 +204,10 @@ fn a_database_url_that_is_not_postgres_is_refused() {
 
 #[test]
 fn a_short_metrics_token_is_refused() {
-    refused(with(production(), "METRICS_TOKEN", "short"), "METRICS_TOKEN");
+    refused(
+        with(production(), "METRICS_TOKEN", "short"),
+        "METRICS_TOKEN",
+    );
 }
 
 #[test]
@@ -200,7 +227,10 @@ fn layers_apply_in_order() {
     );
     let settings = load(&vars).unwrap();
     assert_eq!(settings.server.port, 9123, "PORT wins over the files");
-    assert_eq!(settings.database.max_connections, 7, "APP__ wins over the files");
+    assert_eq!(
+        settings.database.max_connections, 7,
+        "APP__ wins over the files"
+    );
     // production.toml overrides default.toml (32 vs 16) when no variable is set.
     assert_eq!(load(&production()).unwrap().database.max_connections, 32);
 }

@@ -1,6 +1,8 @@
 //! `/health/live` and `/health/ready`, including the database going away
 //! and coming back without a restart.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::Arc;
@@ -81,11 +83,7 @@ async fn spawn_proxy(target: String) -> (u16, Arc<Switch>) {
 #[actix_web::test]
 async fn ready_is_503_while_the_database_is_unreachable_and_200_when_it_returns() {
     let db = url::Url::parse(&common::admin_url()).unwrap();
-    let target = format!(
-        "{}:{}",
-        db.host_str().unwrap(),
-        db.port().unwrap_or(5432)
-    );
+    let target = format!("{}:{}", db.host_str().unwrap(), db.port().unwrap_or(5432));
     let (proxy_port, switch) = spawn_proxy(target).await;
 
     let app = TestApp::spawn_with(|vars| {

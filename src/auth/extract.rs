@@ -77,10 +77,9 @@ impl FromRequest for AuthUser {
                     ApiError::new(ErrorCode::Unauthenticated).with_message("the session has ended")
                 })?;
             req.extensions_mut().insert(Caller(claims.sub));
-            if !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS) {
-                if let Err(limited) = state.auth.limits.check_mutation(claims.sub) {
-                    return Err(state.rate_limited(&req, limited, Some(claims.sub)).await);
-                }
+            let mutation = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+            if mutation && let Err(limited) = state.auth.limits.check_mutation(claims.sub) {
+                return Err(state.rate_limited(&req, limited, Some(claims.sub)).await);
             }
             Ok(AuthUser {
                 id: claims.sub,

@@ -206,11 +206,11 @@ pub async fn set_roles(
     roles: &Roles,
     ip: Option<IpAddr>,
 ) -> Result<UserRow, ApiError> {
-    if let Granter::User(admin) = granter {
-        if admin == target {
-            return Err(ApiError::new(ErrorCode::Forbidden)
-                .with_message("an admin cannot change their own roles"));
-        }
+    if let Granter::User(admin) = granter
+        && admin == target
+    {
+        return Err(ApiError::new(ErrorCode::Forbidden)
+            .with_message("an admin cannot change their own roles"));
     }
     let mut tx = db.begin().await?;
     let before = users::lock_roles(&mut *tx, target)

@@ -7,12 +7,14 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Once;
+use std::sync::{Mutex, Once};
 
 use actix_web::dev::ServerHandle;
-use contest_backend::config::{AppEnv, Settings};
+use contest_backend::config::{AppEnv, LogFormat, LogSettings, Settings};
 use contest_backend::startup::Application;
 use sqlx::Connection as _;
+
+pub mod apple;
 
 pub fn admin_url() -> String {
     std::env::var("TEST_DATABASE_URL")
@@ -38,16 +40,41 @@ pub fn test_vars(database_url: &str) -> HashMap<String, String> {
     ])
 }
 
+/// Every log line of this test process, at `info` and above, so that tests
+/// can check what was (not) logged. Shown on stdout too with `TEST_LOG=1`.
+static CAPTURED: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+
+#[derive(Clone, Copy)]
+struct Capture;
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        CAPTURED.lock().unwrap().extend_from_slice(buf);
+        if std::env::var("TEST_LOG").is_ok_and(|v| v == "1") {
+            std::io::stdout().write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 pub fn init_logs() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        let settings = Settings::load(&config_dir(), &test_vars(&admin_url())).unwrap();
-        if std::env::var("TEST_LOG").is_ok_and(|v| v == "1") {
-            contest_backend::telemetry::init(AppEnv::Test, &settings.log, std::io::stdout);
-        } else {
-            contest_backend::telemetry::init(AppEnv::Test, &settings.log, std::io::sink);
-        }
+        let log = LogSettings {
+            format: LogFormat::Json,
+            filter: "info,sqlx=warn".to_owned(),
+        };
+        contest_backend::telemetry::init(AppEnv::Test, &log, || Capture);
     });
+}
+
+/// The log lines captured so far.
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&CAPTURED.lock().unwrap()).into_owned()
 }
 
 /// A database of the test's own, dropped (with its connections) on drop.
@@ -87,8 +114,8 @@ impl Drop for TestDb {
                     let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
                     )))
-                        .execute(&mut conn)
-                        .await;
+                    .execute(&mut conn)
+                    .await;
                 }
             });
         })
@@ -183,4 +210,89 @@ pub async fn assert_error(res: reqwest::Response, status: u16, code: &str) -> se
     let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
     assert_eq!(keys, vec!["error"], "only `error` at the top: {body}");
     body
+}
+
+/// The bundle id the test configuration accepts.
+pub const CLIENT_ID: &str = "com.example.contest.dev";
+
+/// An app whose Apple key set is served by a local [`apple::KeyServer`].
+pub struct AppleApp {
+    pub app: TestApp,
+    pub key: apple::AppleKey,
+    pub keys: apple::KeyServer,
+}
+
+impl std::ops::Deref for AppleApp {
+    type Target = TestApp;
+    fn deref(&self) -> &TestApp {
+        &self.app
+    }
+}
+
+impl AppleApp {
+    pub async fn spawn() -> AppleApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(customize: impl FnOnce(&mut HashMap<String, String>)) -> AppleApp {
+        let key = apple::AppleKey::generate("apple-key-1");
+        let keys = apple::KeyServer::start(&[&key]).await;
+        let url = keys.url();
+        let app = TestApp::spawn_with(|vars| {
+            vars.insert("APPLE_JWKS_URL".into(), url);
+            customize(vars);
+        })
+        .await;
+        AppleApp { app, key, keys }
+    }
+
+    /// `POST /v1/auth/apple` with a token Apple would issue for `sub`.
+    pub async fn sign_in_response(&self, sub: &str) -> reqwest::Response {
+        let token = self.key.sign(&apple::apple_claims(sub, CLIENT_ID));
+        self.post_json(
+            "/v1/auth/apple",
+            &serde_json::json!({ "identity_token": token }),
+        )
+        .await
+    }
+
+    /// Signs `sub` in and returns the token response.
+    pub async fn sign_in(&self, sub: &str) -> serde_json::Value {
+        let res = self.sign_in_response(sub).await;
+        assert_eq!(res.status(), 200, "sign-in of {sub}");
+        res.json().await.unwrap()
+    }
+
+    /// Signs `sub` in and grants `roles` directly in the database.
+    pub async fn sign_in_with_roles(&self, sub: &str, roles: &[&str]) -> serde_json::Value {
+        let session = self.sign_in(sub).await;
+        let id = uuid::Uuid::parse_str(session["user"]["id"].as_str().unwrap()).unwrap();
+        let roles: Vec<String> = roles.iter().map(|r| (*r).to_owned()).collect();
+        sqlx::query("UPDATE app_user SET roles = $2 WHERE id = $1")
+            .bind(id)
+            .bind(&roles)
+            .execute(&self.db)
+            .await
+            .unwrap();
+        session
+    }
+}
+
+impl TestApp {
+    /// A request with `Authorization: Bearer <token>`.
+    pub fn authed(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+    ) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+    }
+}
+
+/// The access token of a token response.
+pub fn access(session: &serde_json::Value) -> &str {
+    session["access_token"].as_str().unwrap()
 }
