@@ -120,7 +120,26 @@ pub struct Settings {
     pub stripe: StripeSettings,
     pub metrics: MetricsSettings,
     pub rate_limit: RateLimitSettings,
+    pub contests: ContestSettings,
+    pub actors: ActorSettings,
     pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContestSettings {
+    pub currencies: Vec<String>,
+    pub hold_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActorSettings {
+    pub arbiters: usize,
+    pub mailbox_bound: usize,
+    pub send_timeout_ms: u64,
+    pub idle_secs: u64,
+    pub sweep_interval_ms: u64,
 }
 
 fn default_env() -> AppEnv {
@@ -491,6 +510,24 @@ impl Settings {
             return Err(ConfigError::refused(
                 "rate_limit",
                 "every rate and burst must be positive",
+            ));
+        }
+        if self.contests.currencies.is_empty()
+            || self
+                .contests
+                .currencies
+                .iter()
+                .any(|c| c.len() != 3 || !c.bytes().all(|b| b.is_ascii_lowercase()))
+        {
+            return Err(ConfigError::refused(
+                "contests.currencies",
+                "one or more lowercase ISO 4217 codes",
+            ));
+        }
+        if self.contests.hold_secs == 0 || self.actors.mailbox_bound == 0 {
+            return Err(ConfigError::refused(
+                "contests.hold_secs / actors.mailbox_bound",
+                "must be positive",
             ));
         }
         if self.server.body_limit_bytes == 0 {

@@ -11,11 +11,16 @@ use anyhow::Context as _;
 use secrecy::ExposeSecret as _;
 use sqlx::PgPool;
 
+use std::sync::Arc;
+
+use crate::actors::{Registry, sweeper};
 use crate::audit::{self, AuditEvent, AuditKind, Outcome};
 use crate::auth::{self, Auth, ratelimit::Limited};
 use crate::config::Settings;
 use crate::error::{ApiError, ErrorCode};
 use crate::http::{self, openapi::ApiDocs};
+use crate::metrics::Metrics;
+use crate::payments::PaymentGateway;
 use crate::store;
 
 /// What every handler can reach.
@@ -23,6 +28,9 @@ pub struct AppState {
     pub settings: Settings,
     pub db: PgPool,
     pub auth: Auth,
+    pub registry: Registry,
+    pub metrics: Arc<Metrics>,
+    pub payments: PaymentGateway,
 }
 
 impl AppState {
@@ -96,7 +104,21 @@ impl Application {
         let docs = web::Data::new(
             ApiDocs::new(&http::openapi_document()).context("rendering the OpenAPI document")?,
         );
-        let state = web::Data::new(AppState { settings, db, auth });
+        let metrics = Arc::new(Metrics::new());
+        let registry = Registry::new(&settings, db.clone(), metrics.clone());
+        sweeper::spawn(
+            registry.clone(),
+            db.clone(),
+            Duration::from_millis(settings.actors.sweep_interval_ms),
+        );
+        let state = web::Data::new(AppState {
+            settings,
+            db,
+            auth,
+            registry,
+            metrics,
+            payments: PaymentGateway::Unconfigured,
+        });
         spawn_housekeeping(state.clone());
 
         let server_state = state.clone();

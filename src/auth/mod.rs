@@ -2,6 +2,7 @@
 //! tokens, sessions (refresh-token families), roles, rate limits, and the
 //! bearer-token extractor every protected route uses.
 
+pub mod access;
 pub mod apple;
 pub mod dev_key;
 pub mod extract;

@@ -5,6 +5,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::views::UserView;
+use crate::auth::access::{self, Action, Relation};
 use crate::auth::extract::AuthUser;
 use crate::auth::roles::{Role, Roles};
 use crate::auth::sessions::{self, Granter};
@@ -39,7 +40,7 @@ pub async fn set_roles(
     path: web::Path<Uuid>,
     body: web::Json<SetRolesRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    admin.require(Role::Admin)?;
+    access::check(&admin.roles, Relation::default(), Action::GrantRoles, false)?;
     let mut roles = Vec::new();
     for name in &body.roles {
         match Role::parse(name) {

@@ -64,7 +64,13 @@ pub async fn edge(
         .request()
         .match_pattern()
         .unwrap_or_else(|| "unmatched".to_owned());
-    let latency_ms = started.elapsed().as_micros() as f64 / 1000.0;
+    let elapsed = started.elapsed();
+    if let Some(state) = res.request().app_data::<web::Data<AppState>>() {
+        state
+            .metrics
+            .http(method.as_str(), &route, status, elapsed.as_secs_f64());
+    }
+    let latency_ms = elapsed.as_micros() as f64 / 1000.0;
     tracing::info!(
         target: "http",
         request_id = %id,

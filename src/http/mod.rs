@@ -8,10 +8,13 @@
 pub mod admin;
 pub mod auth;
 pub mod client_ip;
+pub mod contests;
 pub mod edge;
+pub mod entries;
 pub mod health;
 pub mod me;
 pub mod openapi;
+pub mod ops;
 pub mod request_id;
 pub mod views;
 
@@ -34,7 +37,23 @@ fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(auth::logout)
         .service(me::me)
         .service(me::delete_me)
-        .service(admin::set_roles);
+        .service(admin::set_roles)
+        .service(entries::my_entries)
+        .service(contests::create)
+        .service(contests::list)
+        .service(contests::read)
+        .service(contests::edit)
+        .service(contests::open)
+        .service(contests::lock)
+        .service(contests::cancel)
+        .service(contests::settle)
+        .service(entries::join)
+        .service(entries::withdraw)
+        .service(entries::list)
+        .service(entries::mine)
+        .service(ops::actors)
+        .service(ops::actor)
+        .service(ops::metrics);
 }
 
 /// The OpenAPI document of every registered route.

@@ -1,5 +1,6 @@
 //! SQL: the pool, the embedded migrations, and the queries of each part.
 
+pub mod contests;
 pub mod sessions;
 pub mod users;
 
