@@ -171,6 +171,8 @@ pub struct DatabaseSettings {
     /// The schema-changing role; `DATABASE_URL` when unset.
     pub migration_url: Option<SecretString>,
     pub max_connections: u32,
+    /// The contest actors' separate pool.
+    pub actor_max_connections: u32,
     pub min_connections: u32,
     pub acquire_timeout_ms: u64,
     pub idle_timeout_secs: u64,
@@ -491,6 +493,7 @@ impl Settings {
             ));
         }
         if self.database.max_connections == 0
+            || self.database.actor_max_connections == 0
             || self.database.min_connections > self.database.max_connections
         {
             return Err(ConfigError::refused(

@@ -105,7 +105,9 @@ impl Application {
             ApiDocs::new(&http::openapi_document()).context("rendering the OpenAPI document")?,
         );
         let metrics = Arc::new(Metrics::new());
-        let registry = Registry::new(&settings, db.clone(), metrics.clone());
+        let actor_db =
+            store::actor_pool(&settings.database).context("DATABASE_URL is not a valid URL")?;
+        let registry = Registry::new(&settings, actor_db, metrics.clone());
         sweeper::spawn(
             registry.clone(),
             db.clone(),

@@ -891,7 +891,7 @@ async fn a_dev_token_signs_in_and_grant_role_makes_an_admin() {
     .await;
     let out = binary()
         .env("APP_ENV", "test")
-        .env("DATABASE_URL", &app.test_db.url)
+        .env("DATABASE_URL", &app.db_url)
         .env("APP__APPLE__DEV_KEY_PATH", &key_path)
         .args([
             "dev-token",
@@ -922,7 +922,7 @@ async fn a_dev_token_signs_in_and_grant_role_makes_an_admin() {
 
     let out = binary()
         .env("APP_ENV", "test")
-        .env("DATABASE_URL", &app.test_db.url)
+        .env("DATABASE_URL", &app.db_url)
         .args(["grant-role", "--apple-sub", "someone", "--role", "admin"])
         .output()
         .unwrap();
@@ -940,7 +940,7 @@ async fn a_dev_token_signs_in_and_grant_role_makes_an_admin() {
 
     let out = binary()
         .env("APP_ENV", "test")
-        .env("DATABASE_URL", &app.test_db.url)
+        .env("DATABASE_URL", &app.db_url)
         .args(["grant-role", "--apple-sub", "nobody", "--role", "admin"])
         .output()
         .unwrap();

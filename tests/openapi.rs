@@ -22,6 +22,22 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/me"),
     ("DELETE", "/v1/me"),
     ("PUT", "/v1/admin/users/{id}/roles"),
+    ("GET", "/v1/me/entries"),
+    ("POST", "/v1/contests"),
+    ("GET", "/v1/contests"),
+    ("GET", "/v1/contests/{id}"),
+    ("PATCH", "/v1/contests/{id}"),
+    ("POST", "/v1/contests/{id}/open"),
+    ("POST", "/v1/contests/{id}/lock"),
+    ("POST", "/v1/contests/{id}/cancel"),
+    ("POST", "/v1/contests/{id}/settle"),
+    ("POST", "/v1/contests/{id}/entries"),
+    ("DELETE", "/v1/contests/{id}/entries/me"),
+    ("GET", "/v1/contests/{id}/entries"),
+    ("GET", "/v1/contests/{id}/entries/me"),
+    ("GET", "/ops/actors"),
+    ("GET", "/ops/actors/{contest_id}"),
+    ("GET", "/metrics"),
 ];
 
 async fn document(app: &TestApp) -> Value {
@@ -114,7 +130,9 @@ async fn the_document_lists_exactly_the_apps_routes() {
     // And the app really routes each one: the router's own 404/405 never
     // answers a documented (method, path).
     for (method, path) in ROUTES {
-        let concrete = path.replace("{id}", &uuid::Uuid::new_v4().to_string());
+        let concrete = path
+            .replace("{id}", &uuid::Uuid::new_v4().to_string())
+            .replace("{contest_id}", &uuid::Uuid::new_v4().to_string());
         let res = app
             .client
             .request(method.parse().unwrap(), app.url(&concrete))

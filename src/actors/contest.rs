@@ -15,9 +15,10 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::stats::{ActorStats, Status};
-use crate::domain::{self, Command, Contest, Ctx, DomainError, Event};
+use crate::domain::{self, Command, Contest, Ctx, DomainError, Entry, Event, Standing};
 use crate::metrics::Metrics;
 use crate::store;
+use crate::store::contests::ContestRow;
 
 /// Settings every contest actor shares.
 #[derive(Clone)]
@@ -54,13 +55,46 @@ impl Execute {
     }
 }
 
-/// The contest after the command, and what the command did.
+/// The contest after the command, and what the command did. A summary,
+/// not the contest: replies must not copy a contest's thousands of entries.
 #[derive(Debug, Clone)]
 pub struct Reply {
-    pub contest: Arc<Contest>,
+    pub contest: ContestRow,
+    pub standings: Option<Vec<Standing>>,
+    /// The entry the command was about (the caller's for a join or a
+    /// withdrawal, the PaymentIntent's for a payment event).
+    pub entry: Option<Entry>,
     /// Whether the command was an accepted transition (it changed state).
     pub changed: bool,
     pub events: Vec<Event>,
+}
+
+impl Reply {
+    fn of(contest: &Contest, command: &Command, changed: bool, events: Vec<Event>) -> Reply {
+        let entry = match command {
+            Command::Join { user_id, .. } | Command::Withdraw { user_id } => {
+                contest.latest_entry_of(*user_id)
+            }
+            Command::AttachPaymentIntent { entry_id, .. } => contest.entry(*entry_id),
+            Command::PaymentSucceeded {
+                payment_intent_id, ..
+            }
+            | Command::PaymentFailed {
+                payment_intent_id, ..
+            }
+            | Command::Refunded { payment_intent_id } => {
+                contest.entry_by_payment_intent(payment_intent_id)
+            }
+            _ => None,
+        };
+        Reply {
+            contest: ContestRow::of(contest),
+            standings: contest.standings.clone(),
+            entry: entry.cloned(),
+            changed,
+            events,
+        }
+    }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -80,8 +114,6 @@ pub enum ActorError {
 pub struct ContestActor {
     /// `None` only while a write owns the state (the mailbox is paused then).
     contest: Option<Contest>,
-    /// A shared, immutable copy for replies, refreshed after each change.
-    snapshot: Arc<Contest>,
     env: ActorEnv,
     stats: Arc<ActorStats>,
     generation: u64,
@@ -93,7 +125,6 @@ impl ContestActor {
     pub fn new(contest: Contest, env: ActorEnv, stats: Arc<ActorStats>, generation: u64) -> Self {
         stats.observe(&contest);
         ContestActor {
-            snapshot: Arc::new(contest.clone()),
             contest: Some(contest),
             env,
             stats,
@@ -176,7 +207,7 @@ fn decide_and_apply(
 }
 
 enum WriteOutcome {
-    Done(Result<Reply, ActorError>),
+    Done(Result<Box<Reply>, ActorError>),
     /// A panic: answer 500, and restart from Postgres.
     Panicked,
     /// The state could not be made to match Postgres again: stop, so that
@@ -210,89 +241,25 @@ impl Handler<Execute> for ContestActor {
         let env = self.env.clone();
         let inject = self.stats.panic_next.swap(false, Ordering::SeqCst);
         let kind = msg.command.kind();
+        let before = contest.version;
         let write = async move {
-            let ctx = Ctx {
-                now: Utc::now(),
-                hold: env.hold,
-                currencies: env.currencies.clone(),
-            };
-            // One retry after another writer (another instance) won.
-            for _attempt in 0..2 {
-                let events = match decide_and_apply(&mut contest, &msg.command, &ctx, inject) {
-                    Err(()) => {
-                        return (
-                            contest_or_reload(&env, contest).await,
-                            WriteOutcome::Panicked,
-                        );
-                    }
-                    Ok(Err(e)) => return (Some(contest), WriteOutcome::Done(Err(e.into()))),
-                    Ok(Ok(events)) => events,
-                };
-                if events.is_empty() {
-                    let reply = Reply {
-                        contest: Arc::new(contest.clone()),
-                        changed: false,
-                        events,
-                    };
-                    return (Some(contest), WriteOutcome::Done(Ok(reply)));
-                }
-                let started = Instant::now();
-                let written =
-                    store::contests::persist(&env.db, &contest, kind, &events, msg.actor).await;
-                env.metrics
-                    .persist_seconds
-                    .observe(started.elapsed().as_secs_f64());
-                match written {
-                    Ok(true) => {
-                        tracing::info!(
-                            target: "contest",
-                            contest_id = %contest.id,
-                            version = contest.version,
-                            transition = kind,
-                            outcome = "accepted",
-                            "transition"
-                        );
-                        let reply = Reply {
-                            contest: Arc::new(contest.clone()),
-                            changed: true,
-                            events,
-                        };
-                        return (Some(contest), WriteOutcome::Done(Ok(reply)));
-                    }
-                    Ok(false) => {
-                        tracing::info!(contest_id = %contest.id, "stale state: reloading");
-                        match store::contests::load(&env.db, contest.id).await {
-                            Ok(Some(fresh)) => contest = fresh,
-                            _ => return (None, WriteOutcome::Lost(ActorError::Unavailable)),
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(contest_id = %contest.id, error = %e, "persisting failed");
-                        let reloaded = store::contests::load(&env.db, contest.id)
-                            .await
-                            .ok()
-                            .flatten();
-                        return match reloaded {
-                            Some(fresh) => (
-                                Some(fresh),
-                                WriteOutcome::Done(Err(ActorError::Unavailable)),
-                            ),
-                            None => (None, WriteOutcome::Lost(ActorError::Unavailable)),
-                        };
-                    }
+            // A deadline that passed before its timer fired applies first:
+            // nothing is decided against a contest that should already have
+            // locked or released its holds.
+            let due = contest.next_deadline().is_some_and(|d| d <= Utc::now());
+            if due && !matches!(msg.command, Command::Tick) {
+                match run_command(&env, contest, &Command::Tick, None, false).await {
+                    (Some(caught_up), WriteOutcome::Done(Ok(_))) => contest = caught_up,
+                    failed => return failed,
                 }
             }
-            (
-                Some(contest),
-                WriteOutcome::Done(Err(ActorError::Unavailable)),
-            )
+            run_command(&env, contest, &msg.command, msg.actor, inject).await
         };
 
         AtomicResponse::new(Box::pin(write.into_actor(self).map(
             move |(contest, outcome), act, ctx| {
                 if let Some(contest) = contest {
                     act.stats.observe(&contest);
-                    act.snapshot = Arc::new(contest.clone());
                     act.contest = Some(contest);
                 }
                 match outcome {
@@ -304,12 +271,13 @@ impl Handler<Execute> for ContestActor {
                             Err(_) => "failed",
                         };
                         act.env.metrics.transition(kind, outcome);
-                        if matches!(&result, Ok(r) if r.changed) {
-                            act.stats.transitions.fetch_add(1, Ordering::Relaxed);
+                        let moved = act.contest.as_ref().map_or(0, |c| c.version - before);
+                        if moved > 0 {
+                            act.stats.transitions.fetch_add(moved as u64, Ordering::Relaxed);
                             act.stats.touch_transition();
                             act.arm_timer(ctx);
                         }
-                        result
+                        result.map(|r| *r)
                     }
                     WriteOutcome::Panicked => {
                         tracing::error!(contest_id = %act.stats.contest_id, transition = kind, "panic while deciding: restarting from Postgres");
@@ -327,6 +295,84 @@ impl Handler<Execute> for ContestActor {
             },
         )))
     }
+}
+
+/// Decides, applies and persists one command (retrying once after another
+/// writer won), returning the state to keep and the outcome.
+async fn run_command(
+    env: &ActorEnv,
+    mut contest: Contest,
+    command: &Command,
+    actor: Option<Uuid>,
+    inject: bool,
+) -> (Option<Contest>, WriteOutcome) {
+    let kind = command.kind();
+    let ctx = Ctx {
+        now: Utc::now(),
+        hold: env.hold,
+        currencies: env.currencies.clone(),
+    };
+    // One retry after another writer (another instance) won.
+    for _attempt in 0..2 {
+        let events = match decide_and_apply(&mut contest, command, &ctx, inject) {
+            Err(()) => {
+                return (
+                    contest_or_reload(env, contest).await,
+                    WriteOutcome::Panicked,
+                );
+            }
+            Ok(Err(e)) => return (Some(contest), WriteOutcome::Done(Err(e.into()))),
+            Ok(Ok(events)) => events,
+        };
+        if events.is_empty() {
+            let reply = Reply::of(&contest, command, false, events);
+            return (Some(contest), WriteOutcome::Done(Ok(Box::new(reply))));
+        }
+        let started = Instant::now();
+        let written = store::contests::persist(&env.db, &contest, kind, &events, actor).await;
+        env.metrics
+            .persist_seconds
+            .observe(started.elapsed().as_secs_f64());
+        match written {
+            Ok(true) => {
+                tracing::info!(
+                    target: "contest",
+                    contest_id = %contest.id,
+                    version = contest.version,
+                    transition = kind,
+                    outcome = "accepted",
+                    "transition"
+                );
+                let reply = Reply::of(&contest, command, true, events);
+                return (Some(contest), WriteOutcome::Done(Ok(Box::new(reply))));
+            }
+            Ok(false) => {
+                tracing::info!(contest_id = %contest.id, "stale state: reloading");
+                match store::contests::load(&env.db, contest.id).await {
+                    Ok(Some(fresh)) => contest = fresh,
+                    _ => return (None, WriteOutcome::Lost(ActorError::Unavailable)),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(contest_id = %contest.id, error = %e, "persisting failed");
+                let reloaded = store::contests::load(&env.db, contest.id)
+                    .await
+                    .ok()
+                    .flatten();
+                return match reloaded {
+                    Some(fresh) => (
+                        Some(fresh),
+                        WriteOutcome::Done(Err(ActorError::Unavailable)),
+                    ),
+                    None => (None, WriteOutcome::Lost(ActorError::Unavailable)),
+                };
+            }
+        }
+    }
+    (
+        Some(contest),
+        WriteOutcome::Done(Err(ActorError::Unavailable)),
+    )
 }
 
 /// After a panic the in-memory state may be half-applied: reload it.

@@ -551,11 +551,16 @@ impl Contest {
                 rule: "the prizes must not exceed the prize pool (entry_fee_cents × confirmed)",
             });
         }
-        rules.dedup();
-        if rules.is_empty() {
+        let mut unique: Vec<Rule> = Vec::new();
+        for rule in rules {
+            if !unique.contains(&rule) {
+                unique.push(rule);
+            }
+        }
+        if unique.is_empty() {
             Ok(())
         } else {
-            Err(DomainError::Validation(rules))
+            Err(DomainError::Validation(unique))
         }
     }
 }

@@ -270,6 +270,7 @@ fn decode_cursor(cursor: &str) -> Option<(DateTime<Utc>, Uuid)> {
 /// Contests, newest first. Drafts appear only to their organizer and admins.
 #[utoipa::path(
     tag = "contests",
+    operation_id = "list_contests",
     security(("bearer" = [])),
     params(ListQuery),
     responses((status = 200, body = ContestPage), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody))
@@ -349,7 +350,7 @@ async fn manage(
         expected_version: if_match(req.headers())?,
     };
     let reply = state.registry.execute(id, msg).await.map_err(actor_error)?;
-    Ok(HttpResponse::Ok().json(ContestView::of(&reply.contest)))
+    Ok(HttpResponse::Ok().json(ContestView::from_row(reply.contest, reply.standings)))
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]

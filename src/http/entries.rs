@@ -52,9 +52,8 @@ pub async fn join(
         .iter()
         .any(|e| matches!(e, Event::EntryCreated { .. }));
     let entry = reply
-        .contest
-        .live_entry_of(user.id)
-        .cloned()
+        .entry
+        .filter(|e| e.status.holds_seat())
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("join accepted without an entry")))?;
 
     let payment = if entry.status == EntryStatus::PendingPayment {
@@ -130,15 +129,15 @@ pub async fn withdraw(
         .await
         .map_err(actor_error)?;
     let entry = reply
-        .contest
-        .latest_entry_of(user.id)
+        .entry
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound))?;
-    Ok(HttpResponse::Ok().json(EntryView::of(id, entry)))
+    Ok(HttpResponse::Ok().json(EntryView::of(id, &entry)))
 }
 
 /// Every entry of the contest (its organizer, admins).
 #[utoipa::path(
     tag = "entries",
+    operation_id = "list_entries",
     security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = Vec<EntryView>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody))

@@ -19,14 +19,25 @@ pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 /// A pool that connects lazily, so the service starts (and answers
 /// `/health/live`, and `503` on `/health/ready`) while the database is down.
 pub fn pool(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> {
+    pool_of_size(settings, settings.max_connections)
+}
+
+/// The contest actors' own pool: their writes never queue behind the
+/// requests' reads for a connection (a hot contest's commits must not wait
+/// for the crowd that is waiting for them).
+pub fn actor_pool(settings: &DatabaseSettings) -> Result<PgPool, sqlx::Error> {
+    pool_of_size(settings, settings.actor_max_connections)
+}
+
+fn pool_of_size(settings: &DatabaseSettings, size: u32) -> Result<PgPool, sqlx::Error> {
     let options: PgConnectOptions = settings.url.expose_secret().parse()?;
     let options = options.application_name("contest-backend").options([(
         "statement_timeout",
         format!("{}ms", settings.statement_timeout_ms),
     )]);
     Ok(PgPoolOptions::new()
-        .max_connections(settings.max_connections)
-        .min_connections(settings.min_connections)
+        .max_connections(size)
+        .min_connections(settings.min_connections.min(size))
         .acquire_timeout(settings.acquire_timeout())
         .idle_timeout(Some(Duration::from_secs(settings.idle_timeout_secs)))
         .max_lifetime(Some(Duration::from_secs(settings.max_lifetime_secs)))

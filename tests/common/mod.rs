@@ -33,10 +33,15 @@ pub fn config_dir() -> PathBuf {
 }
 
 /// The variables a test environment starts from.
+/// A fixed signing key, so that several instances accept each other's
+/// tokens (tests of key handling set their own).
+pub const TEST_SIGNING_KEYS: &str = "test-key:KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
+
 pub fn test_vars(database_url: &str) -> HashMap<String, String> {
     HashMap::from([
         ("APP_ENV".to_owned(), "test".to_owned()),
         ("DATABASE_URL".to_owned(), database_url.to_owned()),
+        ("JWT_SIGNING_KEYS".to_owned(), TEST_SIGNING_KEYS.to_owned()),
     ])
 }
 
@@ -129,9 +134,14 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub handle: ServerHandle,
     pub db: sqlx::PgPool,
+    pub state: actix_web::web::Data<contest_backend::startup::AppState>,
     pub settings: Settings,
-    // Last: the database is dropped after the server stopped using it.
-    pub test_db: TestDb,
+    pub db_url: String,
+    /// The variables the app was started with.
+    pub vars: HashMap<String, String>,
+    // Last: the database is dropped after the server stopped using it (a
+    // second instance on the same database owns none).
+    pub test_db: Option<TestDb>,
 }
 
 impl TestApp {
@@ -144,15 +154,34 @@ impl TestApp {
     pub async fn spawn_with(customize: impl FnOnce(&mut HashMap<String, String>)) -> TestApp {
         init_logs();
         let test_db = TestDb::create().await;
-        let mut vars = test_vars(&test_db.url);
+        let url = test_db.url.clone();
+        Self::spawn_on(&url, Some(test_db), customize).await
+    }
+
+    /// Another instance of the app on this app's database, started with
+    /// the same variables (so the same signing keys: tokens work on both).
+    pub async fn second_instance(&self) -> TestApp {
+        let vars = self.vars.clone();
+        Self::spawn_on(&self.db_url, None, move |v| *v = vars).await
+    }
+
+    async fn spawn_on(
+        url: &str,
+        test_db: Option<TestDb>,
+        customize: impl FnOnce(&mut HashMap<String, String>),
+    ) -> TestApp {
+        init_logs();
+        let mut vars = test_vars(url);
         customize(&mut vars);
         let settings = Settings::load(&config_dir(), &vars).expect("test settings are valid");
+        let started_with = vars.clone();
         let app = Application::build(settings.clone())
             .await
             .expect("the application builds");
         let port = app.port();
         let handle = app.handle();
-        let db = app.state().db.clone();
+        let state = app.state();
+        let db = state.db.clone();
         actix_web::rt::spawn(app.run_until_stopped());
         TestApp {
             address: format!("http://127.0.0.1:{port}"),
@@ -163,7 +192,10 @@ impl TestApp {
                 .unwrap(),
             handle,
             db,
+            state,
             settings,
+            db_url: url.to_owned(),
+            vars: started_with,
             test_db,
         }
     }
@@ -295,4 +327,80 @@ impl TestApp {
 /// The access token of a token response.
 pub fn access(session: &serde_json::Value) -> &str {
     session["access_token"].as_str().unwrap()
+}
+
+/// A contest body valid for creation: free, capacity 10, locking in an hour.
+pub fn contest_body() -> serde_json::Value {
+    serde_json::json!({
+        "title": "Friday quiz",
+        "description": "Ten questions",
+        "entry_fee_cents": 0,
+        "capacity": 10,
+        "locks_at": (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339(),
+    })
+}
+
+/// Creates a contest with `body` as `token` and returns its view.
+pub async fn create_contest(
+    app: &TestApp,
+    token: &str,
+    body: &serde_json::Value,
+) -> serde_json::Value {
+    let res = app
+        .authed(reqwest::Method::POST, "/v1/contests", token)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201, "create contest");
+    res.json().await.unwrap()
+}
+
+/// Creates and opens a contest; returns its id.
+pub async fn open_contest(app: &TestApp, token: &str, body: &serde_json::Value) -> String {
+    let contest = create_contest(app, token, body).await;
+    let id = contest["id"].as_str().unwrap().to_owned();
+    let res = app
+        .authed(
+            reqwest::Method::POST,
+            &format!("/v1/contests/{id}/open"),
+            token,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200, "open contest");
+    id
+}
+
+/// `n` users made directly in the database, each with a session and an
+/// access token signed with [`TEST_SIGNING_KEYS`] (much cheaper than `n`
+/// sign-ins when a test needs a crowd).
+pub async fn mint_users(app: &TestApp, n: usize) -> Vec<(uuid::Uuid, String)> {
+    let mut users = Vec::with_capacity(n);
+    let now = chrono::Utc::now();
+    for _ in 0..n {
+        let id = uuid::Uuid::new_v4();
+        let sid = uuid::Uuid::new_v4();
+        sqlx::query("INSERT INTO app_user (id, display_name) VALUES ($1, 'crowd')")
+            .bind(id)
+            .execute(&app.db)
+            .await
+            .unwrap();
+        sqlx::query("INSERT INTO refresh_family (id, user_id, expires_at) VALUES ($1, $2, $3)")
+            .bind(sid)
+            .bind(id)
+            .bind(now + chrono::Duration::days(1))
+            .execute(&app.db)
+            .await
+            .unwrap();
+        let token = app
+            .state
+            .auth
+            .tokens
+            .issue(id, sid, now.timestamp())
+            .unwrap();
+        users.push((id, token));
+    }
+    users
 }
