@@ -743,3 +743,41 @@ async fn an_overloaded_contest_answers_503_with_retry_after_and_loses_nothing() 
     );
     assert_gapless(&app, &id).await;
 }
+
+#[actix_web::test]
+async fn a_join_after_locks_at_is_refused_even_before_any_timer_fired() {
+    // No sweeper in time, and the actor idles out: only the catch-up tick
+    // that runs before each command can lock the contest.
+    let app = AppleApp::spawn_with(|vars| {
+        vars.insert("APP__ACTORS__SWEEP_INTERVAL_MS".into(), "600000".into());
+        vars.insert("APP__ACTORS__IDLE_SECS".into(), "1".into());
+    })
+    .await;
+    let org = organizer(&app).await;
+    let ops = access(&app.sign_in_with_roles("ops", &["ops"]).await).to_owned();
+    let mut body = contest_body();
+    body["locks_at"] = json!((chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339());
+    let id = open_contest(&app, &org, &body).await;
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    while actor_view(&app, &ops, &id).await.status() != 404 {
+        assert!(std::time::Instant::now() < until, "the idle actor stopped");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let stored: String = sqlx::query_scalar("SELECT state FROM contest WHERE id = $1::uuid")
+        .bind(&id)
+        .fetch_one(&app.db)
+        .await
+        .unwrap();
+    assert_eq!(stored, "open", "no timer has fired");
+    let users = mint_users(&app, 1).await;
+    let res = post(&app, &format!("/v1/contests/{id}/entries"), &users[0].1).await;
+    let body = assert_error(res, 409, "INVALID_TRANSITION").await;
+    assert_eq!(body["error"]["details"]["state"], "locked");
+    let kinds: Vec<String> = transitions(&app, &id)
+        .await
+        .into_iter()
+        .map(|(_, k)| k)
+        .collect();
+    assert_eq!(kinds.last().map(String::as_str), Some("tick"));
+}

@@ -1928,20 +1928,26 @@ fn next_deadline_is_none_when_nothing_is_due() {
 // timer firing, the contest behaves as if the instant had not passed.
 // ---------------------------------------------------------------------------
 
+// Deadlines hold at their instant, not when a timer fires: before any other
+// command the contest actor applies a due tick (`actors/contest.rs`, the
+// catch-up before `run_command`). These two tests model that order.
+
 #[test]
-#[ignore = "contract question: is a hold expired at hold_expires_at, or when the timer fires?"]
 fn a_payment_after_hold_expires_at_is_refunded_even_before_the_timer_fires() {
     let mut w = World::open(FEE, 2);
     let (id, pi) = w.pending_entry(1);
     w.advance(HOLD_MINUTES + 1);
+    assert!(w.contest.next_deadline().is_some_and(|d| d <= w.ctx.now));
+    w.run(Command::Tick);
     w.pay(&pi);
     assert_eq!(w.status(id), RefundPending);
 }
 
 #[test]
-#[ignore = "contract question: does an open contest refuse joins at locks_at, or when the timer fires?"]
 fn a_join_after_locks_at_is_refused_even_before_the_timer_fires() {
     let mut w = World::open(FEE, 2);
     w.advance(LOCKS_AFTER_MINUTES + 1);
+    assert!(w.contest.next_deadline().is_some_and(|d| d <= w.ctx.now));
+    w.run(Command::Tick);
     assert!(w.join(1).is_err());
 }
