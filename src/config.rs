@@ -122,6 +122,7 @@ pub struct Settings {
     pub rate_limit: RateLimitSettings,
     pub contests: ContestSettings,
     pub actors: ActorSettings,
+    pub payments: PaymentSettings,
     pub log: LogSettings,
 }
 
@@ -130,6 +131,18 @@ pub struct Settings {
 pub struct ContestSettings {
     pub currencies: Vec<String>,
     pub hold_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentSettings {
+    /// How often the outbox worker looks for due tasks.
+    pub worker_interval_ms: u64,
+    /// How long a claimed task is left to its worker before another may
+    /// retry it (a worker killed mid-call).
+    pub worker_lease_secs: u64,
+    /// After this many failed attempts a task is marked `failed`.
+    pub max_attempts: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

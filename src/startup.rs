@@ -30,7 +30,7 @@ pub struct AppState {
     pub auth: Auth,
     pub registry: Registry,
     pub metrics: Arc<Metrics>,
-    pub payments: PaymentGateway,
+    pub payments: Arc<PaymentGateway>,
 }
 
 impl AppState {
@@ -113,13 +113,23 @@ impl Application {
             db.clone(),
             Duration::from_millis(settings.actors.sweep_interval_ms),
         );
+        let payments = Arc::new(
+            PaymentGateway::from_settings(&settings).context("configuring the Stripe client")?,
+        );
+        crate::payments::worker::spawn(
+            db.clone(),
+            registry.clone(),
+            payments.clone(),
+            metrics.clone(),
+            settings.payments.clone(),
+        );
         let state = web::Data::new(AppState {
             settings,
             db,
             auth,
             registry,
             metrics,
-            payments: PaymentGateway::Unconfigured,
+            payments,
         });
         spawn_housekeeping(state.clone());
 

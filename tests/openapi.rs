@@ -38,6 +38,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/ops/actors"),
     ("GET", "/ops/actors/{contest_id}"),
     ("GET", "/metrics"),
+    ("POST", "/v1/webhooks/stripe"),
 ];
 
 async fn document(app: &TestApp) -> Value {

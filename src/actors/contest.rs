@@ -18,7 +18,7 @@ use super::stats::{ActorStats, Status};
 use crate::domain::{self, Command, Contest, Ctx, DomainError, Entry, Event, Standing};
 use crate::metrics::Metrics;
 use crate::store;
-use crate::store::contests::ContestRow;
+use crate::store::contests::{ContestRow, Persisted, StripeEventRef};
 
 /// Settings every contest actor shares.
 #[derive(Clone)]
@@ -43,6 +43,8 @@ pub struct Execute {
     pub actor: Option<Uuid>,
     /// `If-Match`: refuse unless the contest is at this version.
     pub expected_version: Option<i64>,
+    /// The Stripe event that carries the command, recorded with its effect.
+    pub stripe_event: Option<StripeEventRef>,
 }
 
 impl Execute {
@@ -51,6 +53,7 @@ impl Execute {
             command,
             actor,
             expected_version: None,
+            stripe_event: None,
         }
     }
 }
@@ -67,6 +70,8 @@ pub struct Reply {
     /// Whether the command was an accepted transition (it changed state).
     pub changed: bool,
     pub events: Vec<Event>,
+    /// The Stripe event had been applied before: nothing was done.
+    pub duplicate: bool,
 }
 
 impl Reply {
@@ -93,6 +98,7 @@ impl Reply {
             entry: entry.cloned(),
             changed,
             events,
+            duplicate: false,
         }
     }
 }
@@ -248,12 +254,13 @@ impl Handler<Execute> for ContestActor {
             // locked or released its holds.
             let due = contest.next_deadline().is_some_and(|d| d <= Utc::now());
             if due && !matches!(msg.command, Command::Tick) {
-                match run_command(&env, contest, &Command::Tick, None, false).await {
+                let tick = Execute::new(Command::Tick, None);
+                match run_command(&env, contest, &tick, false).await {
                     (Some(caught_up), WriteOutcome::Done(Ok(_))) => contest = caught_up,
                     failed => return failed,
                 }
             }
-            run_command(&env, contest, &msg.command, msg.actor, inject).await
+            run_command(&env, contest, &msg, inject).await
         };
 
         AtomicResponse::new(Box::pin(write.into_actor(self).map(
@@ -302,10 +309,10 @@ impl Handler<Execute> for ContestActor {
 async fn run_command(
     env: &ActorEnv,
     mut contest: Contest,
-    command: &Command,
-    actor: Option<Uuid>,
+    msg: &Execute,
     inject: bool,
 ) -> (Option<Contest>, WriteOutcome) {
+    let command = &msg.command;
     let kind = command.kind();
     let ctx = Ctx {
         now: Utc::now(),
@@ -325,16 +332,36 @@ async fn run_command(
             Ok(Ok(events)) => events,
         };
         if events.is_empty() {
-            let reply = Reply::of(&contest, command, false, events);
+            let mut reply = Reply::of(&contest, command, false, events);
+            if let Some(event) = &msg.stripe_event {
+                match store::contests::record_stripe_event(&env.db, event, Some(contest.id)).await {
+                    Ok(first) => reply.duplicate = !first,
+                    Err(e) => {
+                        tracing::warn!(contest_id = %contest.id, error = %e, "recording a Stripe event failed");
+                        return (
+                            Some(contest),
+                            WriteOutcome::Done(Err(ActorError::Unavailable)),
+                        );
+                    }
+                }
+            }
             return (Some(contest), WriteOutcome::Done(Ok(Box::new(reply))));
         }
         let started = Instant::now();
-        let written = store::contests::persist(&env.db, &contest, kind, &events, actor).await;
+        let written = store::contests::persist(
+            &env.db,
+            &contest,
+            kind,
+            &events,
+            msg.actor,
+            msg.stripe_event.as_ref(),
+        )
+        .await;
         env.metrics
             .persist_seconds
             .observe(started.elapsed().as_secs_f64());
         match written {
-            Ok(true) => {
+            Ok(Persisted::Written) => {
                 tracing::info!(
                     target: "contest",
                     contest_id = %contest.id,
@@ -346,12 +373,23 @@ async fn run_command(
                 let reply = Reply::of(&contest, command, true, events);
                 return (Some(contest), WriteOutcome::Done(Ok(Box::new(reply))));
             }
-            Ok(false) => {
+            Ok(Persisted::Stale) => {
                 tracing::info!(contest_id = %contest.id, "stale state: reloading");
                 match store::contests::load(&env.db, contest.id).await {
                     Ok(Some(fresh)) => contest = fresh,
                     _ => return (None, WriteOutcome::Lost(ActorError::Unavailable)),
                 }
+            }
+            Ok(Persisted::Duplicate) => {
+                // The events were applied in memory only: undo them.
+                return match store::contests::load(&env.db, contest.id).await {
+                    Ok(Some(fresh)) => {
+                        let mut reply = Reply::of(&fresh, command, false, Vec::new());
+                        reply.duplicate = true;
+                        (Some(fresh), WriteOutcome::Done(Ok(Box::new(reply))))
+                    }
+                    _ => (None, WriteOutcome::Lost(ActorError::Unavailable)),
+                };
             }
             Err(e) => {
                 tracing::warn!(contest_id = %contest.id, error = %e, "persisting failed");

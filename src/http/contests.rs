@@ -348,6 +348,7 @@ async fn manage(
         command,
         actor: Some(user.id),
         expected_version: if_match(req.headers())?,
+        stripe_event: None,
     };
     let reply = state.registry.execute(id, msg).await.map_err(actor_error)?;
     Ok(HttpResponse::Ok().json(ContestView::from_row(reply.contest, reply.standings)))

@@ -58,17 +58,18 @@ pub async fn join(
 
     let payment = if entry.status == EntryStatus::PendingPayment {
         // Outside the actor and any transaction: the seat is already held.
+        let request = IntentRequest {
+            contest_id: id,
+            entry_id: entry.id,
+            amount_cents: entry.amount_cents,
+            currency: entry.currency.clone(),
+        };
         let intent = state
             .payments
-            .create_payment_intent(&IntentRequest {
-                contest_id: id,
-                entry_id: entry.id,
-                amount_cents: entry.amount_cents,
-                currency: entry.currency.clone(),
-            })
+            .payment_intent_for(&request, entry.payment_intent_id.as_deref())
             .await
-            .map_err(|GatewayError::Unavailable(why)| {
-                tracing::warn!(contest_id = %id, entry_id = %entry.id, reason = %why, "payment provider unavailable");
+            .map_err(|e: GatewayError| {
+                tracing::warn!(contest_id = %id, entry_id = %entry.id, error = %e, "payment provider unavailable");
                 ApiError::new(ErrorCode::PaymentProviderUnavailable)
                     .with_message("the payment provider is unavailable; your seat is held, retry shortly")
             })?;

@@ -3,11 +3,14 @@
 use actix_web::{HttpRequest, HttpResponse, delete, get, web};
 
 use super::views::UserView;
+use crate::actors::{ActorError, Execute};
 use crate::auth::extract::AuthUser;
 use crate::auth::sessions;
+use crate::domain::{Command, DomainError};
 use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::http::contests::actor_error;
 use crate::startup::AppState;
-use crate::store::users;
+use crate::store::{self, users};
 
 /// The caller.
 #[utoipa::path(
@@ -37,6 +40,20 @@ pub async fn delete_me(
     state: web::Data<AppState>,
     user: AuthUser,
 ) -> Result<HttpResponse, ApiError> {
+    // Entries in open contests are withdrawn as a withdrawal would (a paid
+    // one is refunded); entries of locked and settled contests stay, linked
+    // to the anonymous placeholder the account becomes. A failure here
+    // answers before anything is erased, so a retry completes the deletion.
+    for contest in store::contests::open_contests_entered_by(&state.db, user.id).await? {
+        let withdraw = Execute::new(Command::Withdraw { user_id: user.id }, Some(user.id));
+        match state.registry.execute(contest, withdraw).await {
+            Ok(_)
+            | Err(ActorError::Domain(
+                DomainError::NotEntered | DomainError::InvalidTransition { .. },
+            )) => {}
+            Err(e) => return Err(actor_error(e)),
+        }
+    }
     sessions::delete_account(&state.db, user.id, state.client_ip(&req)).await?;
     Ok(HttpResponse::NoContent().finish())
 }

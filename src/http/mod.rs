@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod ops;
 pub mod request_id;
 pub mod views;
+pub mod webhooks;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
@@ -53,7 +54,8 @@ fn configure(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(entries::mine)
         .service(ops::actors)
         .service(ops::actor)
-        .service(ops::metrics);
+        .service(ops::metrics)
+        .service(webhooks::stripe);
 }
 
 /// The OpenAPI document of every registered route.

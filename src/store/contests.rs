@@ -208,19 +208,62 @@ pub async fn standings(db: impl PgExecutor<'_>, id: Uuid) -> Result<Vec<Standing
     .await
 }
 
+/// A Stripe event that caused a transition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StripeEventRef {
+    pub id: String,
+    pub kind: String,
+}
+
+/// What [`persist`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persisted {
+    Written,
+    /// Another writer moved the contest on: nothing written.
+    Stale,
+    /// The Stripe event was applied before: nothing written.
+    Duplicate,
+}
+
+/// Records a Stripe event that changes nothing; `false` when it was
+/// recorded before (a replay).
+pub async fn record_stripe_event(
+    db: impl PgExecutor<'_>,
+    event: &StripeEventRef,
+    contest: Option<Uuid>,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query!(
+        r#"INSERT INTO stripe_event (id, type, contest_id) VALUES ($1, $2, $3)
+           ON CONFLICT (id) DO NOTHING"#,
+        event.id,
+        event.kind,
+        contest
+    )
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
 /// Writes one accepted transition: the contest at `contest.version` (which
 /// was `contest.version - 1` before), the entries the events touched, the
-/// standings, the transition-log row, and the payment tasks. Returns
-/// `false`, having written nothing, when another writer moved the contest
-/// on (the caller reloads and retries).
+/// standings, the transition-log row, the payment tasks, and the Stripe
+/// event that caused it. Writes nothing when another writer moved the
+/// contest on (the caller reloads and retries) or when the Stripe event was
+/// applied before.
 pub async fn persist(
     db: &PgPool,
     contest: &Contest,
     kind: &str,
     events: &[Event],
     actor: Option<Uuid>,
-) -> Result<bool, sqlx::Error> {
+    stripe_event: Option<&StripeEventRef>,
+) -> Result<Persisted, sqlx::Error> {
     let mut tx = db.begin().await?;
+    if let Some(event) = stripe_event
+        && !record_stripe_event(&mut *tx, event, Some(contest.id)).await?
+    {
+        return Ok(Persisted::Duplicate);
+    }
     let d = &contest.details;
     let updated = sqlx::query!(
         r#"UPDATE contest
@@ -245,7 +288,7 @@ pub async fn persist(
     .execute(&mut *tx)
     .await?;
     if updated.rows_affected() == 0 {
-        return Ok(false);
+        return Ok(Persisted::Stale);
     }
 
     let mut touched: Vec<Uuid> = events.iter().filter_map(touched_entry).collect();
@@ -292,7 +335,7 @@ pub async fn persist(
 
     insert_payment_tasks(&mut tx, contest, events).await?;
     tx.commit().await?;
-    Ok(true)
+    Ok(Persisted::Written)
 }
 
 async fn upsert_entries(
@@ -481,6 +524,44 @@ pub async fn entries_of_user(
         r#"SELECT contest_id, id, user_id, status, amount_cents, currency, hold_expires_at,
                   payment_intent_id, last_payment_error, created_at, updated_at
            FROM entry WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT 500"#,
+        user
+    )
+    .fetch_all(db)
+    .await
+}
+
+/// Whether a Stripe event was recorded already.
+pub async fn stripe_event_seen(db: impl PgExecutor<'_>, id: &str) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM stripe_event WHERE id = $1) AS "x!""#,
+        id
+    )
+    .fetch_one(db)
+    .await
+}
+
+/// The contest of the entry that holds this PaymentIntent.
+pub async fn contest_of_payment_intent(
+    db: impl PgExecutor<'_>,
+    payment_intent: &str,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "SELECT contest_id FROM entry WHERE payment_intent_id = $1",
+        payment_intent
+    )
+    .fetch_optional(db)
+    .await
+}
+
+/// The open contests where the user holds a live entry.
+pub async fn open_contests_entered_by(
+    db: impl PgExecutor<'_>,
+    user: Uuid,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar!(
+        r#"SELECT e.contest_id FROM entry e JOIN contest c ON c.id = e.contest_id
+           WHERE e.user_id = $1 AND e.status IN ('pending_payment', 'confirmed')
+             AND c.state = 'open'"#,
         user
     )
     .fetch_all(db)
