@@ -143,6 +143,8 @@ pub struct PaymentSettings {
     pub worker_lease_secs: u64,
     /// After this many failed attempts a task is marked `failed`.
     pub max_attempts: u32,
+    /// Tasks claimed per pass.
+    pub worker_batch: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]

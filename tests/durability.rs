@@ -11,14 +11,13 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use common::apple::{AppleKey, KeyServer, apple_claims};
+use common::child::Server;
 use common::{AppleApp, CLIENT_ID, TestApp, access, contest_body, open_contest};
 use futures_util::StreamExt as _;
 use futures_util::future::join_all;
@@ -470,96 +469,6 @@ async fn two_instances_on_one_database_never_oversell() {
 
 // ------------------------------------------------------------- SIGKILL
 
-/// The real binary as a child process; killed (SIGKILL) when dropped, so
-/// that no server outlives its test even when an assertion fails.
-struct Server {
-    child: Child,
-    base: String,
-    /// Every stdout line (JSON logs).
-    logs: Arc<Mutex<Vec<String>>>,
-}
-
-impl Server {
-    /// `contest-backend serve` on `database_url`, once it listens.
-    async fn start(database_url: &str, jwks_url: &str) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_contest-backend"))
-            .env_clear()
-            .env("APP_CONFIG_DIR", common::config_dir())
-            .env("APP_ENV", "test")
-            .env("DATABASE_URL", database_url)
-            .env("JWT_SIGNING_KEYS", signing_keys())
-            .env("APPLE_JWKS_URL", jwks_url)
-            .env("RUST_LOG", "info,sqlx=warn")
-            .env("APP__LOG__FORMAT", "json")
-            .arg("serve")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let (port_tx, port_rx) = mpsc::channel();
-        // Drain stdout for the child's whole life: a full pipe would block
-        // its logging, and so the server.
-        let sink = Arc::clone(&logs);
-        std::thread::spawn(move || {
-            let echo = std::env::var("TEST_LOG").is_ok_and(|v| v == "1");
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if echo {
-                    println!("[child] {line}");
-                }
-                if let Ok(v) = serde_json::from_str::<Value>(&line)
-                    && v["message"] == "listening"
-                {
-                    let _ = port_tx.send(v["port"].as_u64().unwrap());
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let mut server = Server {
-            child,
-            base: String::new(),
-            logs,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let port = loop {
-            match port_rx.try_recv() {
-                Ok(port) => break port,
-                Err(mpsc::TryRecvError::Disconnected) => {
-                    panic!("the server exited before listening: {:?}", server.logs())
-                }
-                Err(mpsc::TryRecvError::Empty) => {
-                    assert!(
-                        Instant::now() < deadline,
-                        "the server did not listen within 30 s"
-                    );
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-        };
-        server.base = format!("http://127.0.0.1:{port}");
-        server
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn logs(&self) -> Vec<String> {
-        self.logs.lock().unwrap().clone()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Signs `sub` in through the child's `/v1/auth/apple`.
 async fn sign_in_via(client: &reqwest::Client, server: &Server, key: &AppleKey, sub: &str) -> User {
     let token = key.sign(&apple_claims(sub, CLIENT_ID));
@@ -601,7 +510,7 @@ async fn a_join_answered_2xx_survives_a_sigkill() {
         .build()
         .unwrap();
 
-    let first = Server::start(&db.url, &keys.url()).await;
+    let first = Server::start(&db.url, &[("APPLE_JWKS_URL", &keys.url())]).await;
     let pool = PgPool::connect(&db.url).await.unwrap();
     let organizer = sign_in_via(&client, &first, &key, "organizer").await;
     sqlx::query("UPDATE app_user SET roles = '{organizer}' WHERE id = $1")
@@ -700,7 +609,7 @@ async fn a_join_answered_2xx_survives_a_sigkill() {
     assert!(acked.len() >= KILL_AFTER, "{} acked", acked.len());
 
     // The same database, a new process.
-    let second = Server::start(&db.url, &keys.url()).await;
+    let second = Server::start(&db.url, &[("APPLE_JWKS_URL", &keys.url())]).await;
     let persisted = check_invariants(&pool, contest).await;
     let lost: Vec<_> = acked
         .iter()

@@ -5,12 +5,7 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use common::{TestApp, assert_error};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Notify;
 
 #[actix_web::test]
 async fn live_answers_ok() {
@@ -40,51 +35,11 @@ async fn ready_is_503_while_migrations_are_pending() {
     assert_error(res, 503, "SERVICE_UNAVAILABLE").await;
 }
 
-/// A TCP forwarder to PostgreSQL that the test can cut and restore: cutting
-/// closes every open connection and refuses new ones.
-struct Switch {
-    up: AtomicBool,
-    cut: Notify,
-}
-
-async fn spawn_proxy(target: String) -> (u16, Arc<Switch>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let switch = Arc::new(Switch {
-        up: AtomicBool::new(true),
-        cut: Notify::new(),
-    });
-    let sw = switch.clone();
-    actix_web::rt::spawn(async move {
-        loop {
-            let Ok((mut client, _)) = listener.accept().await else {
-                return;
-            };
-            if !sw.up.load(Ordering::SeqCst) {
-                drop(client);
-                continue;
-            }
-            let target = target.clone();
-            let sw = sw.clone();
-            actix_web::rt::spawn(async move {
-                let Ok(mut server) = TcpStream::connect(&target).await else {
-                    return;
-                };
-                tokio::select! {
-                    _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-                    _ = sw.cut.notified() => {}
-                }
-            });
-        }
-    });
-    (port, switch)
-}
-
 #[actix_web::test]
 async fn ready_is_503_while_the_database_is_unreachable_and_200_when_it_returns() {
     let db = url::Url::parse(&common::admin_url()).unwrap();
     let target = format!("{}:{}", db.host_str().unwrap(), db.port().unwrap_or(5432));
-    let (proxy_port, switch) = spawn_proxy(target).await;
+    let (proxy_port, switch) = common::proxy::spawn(target).await;
 
     let app = TestApp::spawn_with(|vars| {
         let mut url = url::Url::parse(&vars["DATABASE_URL"]).unwrap();
@@ -97,8 +52,7 @@ async fn ready_is_503_while_the_database_is_unreachable_and_200_when_it_returns(
     .await;
     assert_eq!(app.get("/health/ready").await.status(), 200);
 
-    switch.up.store(false, Ordering::SeqCst);
-    switch.cut.notify_waiters();
+    switch.cut();
     let res = app.get("/health/ready").await;
     assert!(res.headers().contains_key("retry-after"));
     let body = assert_error(res, 503, "SERVICE_UNAVAILABLE").await;
@@ -107,7 +61,7 @@ async fn ready_is_503_while_the_database_is_unreachable_and_200_when_it_returns(
     // Liveness does not depend on the database.
     assert_eq!(app.get("/health/live").await.status(), 200);
 
-    switch.up.store(true, Ordering::SeqCst);
+    switch.restore();
     let mut status = 0;
     for _ in 0..20 {
         status = app.get("/health/ready").await.status().as_u16();

@@ -19,9 +19,6 @@ use crate::config::PaymentSettings;
 use crate::domain::Command;
 use crate::metrics::Metrics;
 
-/// How many tasks one pass claims.
-const BATCH: i64 = 20;
-
 #[derive(Debug)]
 struct Task {
     id: Uuid,
@@ -89,7 +86,7 @@ async fn pass(
                 entry e
            WHERE t.id = due.id AND e.id = t.entry_id
            RETURNING t.id, t.contest_id, t.entry_id, t.kind, t.attempts, e.payment_intent_id"#,
-        BATCH,
+        i64::from(settings.worker_batch),
         settings.worker_lease_secs as f64,
     )
     .fetch_all(db)

@@ -15,6 +15,9 @@ use contest_backend::startup::Application;
 use sqlx::Connection as _;
 
 pub mod apple;
+pub mod child;
+pub mod proxy;
+pub mod stripe;
 
 pub fn admin_url() -> String {
     std::env::var("TEST_DATABASE_URL")
