@@ -13,9 +13,11 @@
 #                   own cluster; for testing that path on a machine that has
 #                   a system server.
 #   LOCAL_PG_PORT   port of the project's own cluster (default 5433).
+#   LOCALSTRIPE_PORT  port of the fake Stripe server (default 8420).
 #
 # Environment exported:
 #   PG_ADMIN_URL    by ensure_postgres.
+#   STRIPE_API_BASE, LOCALSTRIPE_URL  by ensure_localstripe.
 #   PATH            gains ~/.cargo/bin (where `cargo install` puts tools).
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -325,4 +327,183 @@ ensure_nextest() {
     v="$(cargo nextest --version 2>/dev/null | head -n1)" ||
         die "cargo-nextest installed but 'cargo nextest --version' fails"
     say "$v"
+}
+
+# localstripe, the fake Stripe server the tests talk to: run by
+# scripts/localstripe_launcher.py (which patches it for async-stripe 1.0)
+# from a virtualenv in .venv, on 127.0.0.1:$LOCALSTRIPE_PORT (default 8420).
+# Reuses a launcher already answering there; restarts it when its source or
+# the requirements changed and it is this checkout's (its pid is the one in
+# .local/localstripe.pid, or it runs this checkout's launcher file); refuses a
+# port held by anything else.
+# State is in memory only: a new launcher starts empty.
+#
+# Environment honoured: LOCALSTRIPE_PORT.
+# Environment exported: STRIPE_API_BASE (http://127.0.0.1:PORT/, with the
+# trailing slash async-stripe needs) and LOCALSTRIPE_URL (no slash).
+LOCALSTRIPE_VENV="$REPO_ROOT/.venv"
+LOCALSTRIPE_REQUIREMENTS="$REPO_ROOT/scripts/localstripe-requirements.txt"
+LOCALSTRIPE_LAUNCHER="$REPO_ROOT/scripts/localstripe_launcher.py"
+LOCALSTRIPE_LOG="$REPO_ROOT/.local/localstripe.log"
+LOCALSTRIPE_PID_FILE="$REPO_ROOT/.local/localstripe.pid"
+
+# Makes .venv (python3 -m venv; Debian's python3-venv when missing) and
+# installs the requirements when their sha256 differs from the stamp.
+# Sets LOCALSTRIPE_REINSTALLED=1 when it installed them.
+ensure_localstripe_venv() {
+    local py="$LOCALSTRIPE_VENV/bin/python" stamp="$LOCALSTRIPE_VENV/.localstripe-stamp" sum
+    LOCALSTRIPE_REINSTALLED=0
+    [ -f "$LOCALSTRIPE_REQUIREMENTS" ] || die "missing $LOCALSTRIPE_REQUIREMENTS"
+    if [ -e "$LOCALSTRIPE_VENV" ] && ! "$py" -c 'import sys' >/dev/null 2>&1; then
+        say "$LOCALSTRIPE_VENV is not a working virtualenv: recreating it"
+        rm -rf "$LOCALSTRIPE_VENV"
+    fi
+    if [ ! -e "$LOCALSTRIPE_VENV" ]; then
+        command -v python3 >/dev/null 2>&1 || die "python3 is missing (needed for localstripe); install Debian's python3-venv"
+        if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+            say "python3 cannot make virtualenvs: installing Debian's python3-venv"
+            command -v apt-get >/dev/null 2>&1 || die "python3 has no venv/ensurepip and apt-get is missing; install python3-venv"
+            if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
+                die "python3 has no venv/ensurepip; run 'apt-get install -y python3-venv' as root (no sudo here)"
+            fi
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get update >&2 ||
+                die "apt-get update failed"
+            as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y python3-venv >&2 ||
+                die "apt-get install -y python3-venv failed"
+        fi
+        say "creating the virtualenv $LOCALSTRIPE_VENV ($(python3 --version 2>&1))"
+        python3 -m venv "$LOCALSTRIPE_VENV" >&2 || {
+            rm -rf "$LOCALSTRIPE_VENV"
+            die "python3 -m venv $LOCALSTRIPE_VENV failed (Debian: apt-get install -y python3-venv)"
+        }
+    fi
+    sum="$(sha256sum "$LOCALSTRIPE_REQUIREMENTS" | cut -d' ' -f1)"
+    if [ "$(cat "$stamp" 2>/dev/null || true)" != "$sum" ]; then
+        say "installing localstripe into $LOCALSTRIPE_VENV ($(basename "$LOCALSTRIPE_REQUIREMENTS"))"
+        rm -f "$stamp"
+        PIP_NO_INPUT=1 "$py" -m pip install --quiet --disable-pip-version-check \
+            -r "$LOCALSTRIPE_REQUIREMENTS" >&2 ||
+            die "pip install -r $LOCALSTRIPE_REQUIREMENTS failed (into $LOCALSTRIPE_VENV)"
+        printf '%s\n' "$sum" >"$stamp"
+        LOCALSTRIPE_REINSTALLED=1
+    fi
+}
+
+# Asks http://127.0.0.1:$1 who it is; with $2 (seconds) and $3 (a pid), waits
+# until the launcher answers, $3 is gone or the time is up (meanwhile, a
+# refused or failed connection is taken as "still starting"). Prints one line:
+# `ours SHA256 PID` (this launcher, its source's hash), `other` (something
+# else answers) or `none` (nothing listens).
+localstripe_probe() {
+    "$LOCALSTRIPE_VENV/bin/python" - "$@" <<'PY'
+import json, os, socket, sys, time, urllib.error, urllib.request
+port, wait, pid = int(sys.argv[1]), float(sys.argv[2] if len(sys.argv) > 2 else 0), (sys.argv[3] if len(sys.argv) > 3 else "")
+deadline = time.time() + wait
+def probe():
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:%d/_config/launcher" % port, timeout=2) as r:
+            info = json.loads(r.read())
+        if info.get("launcher") == "contest-backend localstripe_launcher":
+            return "ours %s %s" % (info.get("source_sha256"), info.get("pid"))
+        return "other"
+    except urllib.error.HTTPError:
+        return "other"
+    except (ConnectionRefusedError, socket.timeout, TimeoutError) as e:
+        return "none" if isinstance(e, ConnectionRefusedError) else "other"
+    except urllib.error.URLError as e:
+        return "none" if isinstance(e.reason, ConnectionRefusedError) else "other"
+    except ValueError:
+        return "other"
+while True:
+    state = probe()
+    if state.startswith("ours") or time.time() >= deadline:
+        break
+    if pid:
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            # Gone: maybe another launcher took the port first (two runs
+            # starting at once); give it a moment to answer.
+            pid, deadline = "", min(deadline, time.time() + 3)
+        except PermissionError:
+            pass
+    time.sleep(0.1)
+print(state)
+PY
+}
+
+ensure_localstripe() {
+    local port="${LOCALSTRIPE_PORT:-8420}" state sha pid old_pid source_sha
+    if ! [[ "$port" =~ ^[0-9]{1,5}$ ]] || [ "$port" -lt 1 ] || [ "$port" -gt 65535 ]; then
+        die "LOCALSTRIPE_PORT must be a port number, 1 to 65535 (got '$port')"
+    fi
+    ensure_localstripe_venv
+    source_sha="$(sha256sum "$LOCALSTRIPE_LAUNCHER" | cut -d' ' -f1)"
+    mkdir -p "$REPO_ROOT/.local"
+
+    state="$(localstripe_probe "$port")"
+    case "$state" in
+    ours\ *)
+        read -r _ sha pid <<<"$state"
+        old_pid="$(cat "$LOCALSTRIPE_PID_FILE" 2>/dev/null || echo none)"
+        if [ "$sha" = "$source_sha" ] && [ "$LOCALSTRIPE_REINSTALLED" != 1 ]; then
+            say "localstripe is running on 127.0.0.1:$port (pid $pid)"
+        elif [ "$pid" = "$old_pid" ] ||
+            tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF " $LOCALSTRIPE_LAUNCHER "; then
+            say "localstripe on 127.0.0.1:$port (pid $pid) runs an older launcher or requirements: restarting it"
+            kill "$pid" 2>/dev/null || true
+            local _
+            for _ in $(seq 1 50); do
+                kill -0 "$pid" 2>/dev/null || break
+                sleep 0.1
+            done
+            kill -0 "$pid" 2>/dev/null && die "localstripe (pid $pid) did not stop; stop it and retry"
+            state=none
+        else
+            say "reusing the localstripe launcher on 127.0.0.1:$port (pid $pid), started from another copy of the launcher"
+        fi
+        ;;
+    other)
+        die "something that is not this project's localstripe launcher answers on port $port; stop it or set LOCALSTRIPE_PORT"
+        ;;
+    esac
+
+    if [ "$state" = none ]; then
+        say "starting localstripe on 127.0.0.1:$port (log: $LOCALSTRIPE_LOG)"
+        local -a detach=()
+        # Appended to (two runs may start at once), kept under ~5 MB.
+        if [ "$(stat -c %s "$LOCALSTRIPE_LOG" 2>/dev/null || echo 0)" -gt 5000000 ]; then
+            mv -f "$LOCALSTRIPE_LOG" "$LOCALSTRIPE_LOG.old"
+        fi
+        printf '==== %s: starting the launcher on port %s\n' "$(date '+%F %T')" "$port" >>"$LOCALSTRIPE_LOG"
+        # Detached (own session), so that a Ctrl-C in the caller's terminal
+        # doesn't stop it: later runs reuse it. `setsid -w` stays as long as
+        # the launcher, so that $! tells whether it is still alive.
+        command -v setsid >/dev/null 2>&1 && detach=(setsid -w)
+        "${detach[@]}" nohup "$LOCALSTRIPE_VENV/bin/python" "$LOCALSTRIPE_LAUNCHER" \
+            --port "$port" --from-scratch --no-persist --webhook-delay 0.2 \
+            >>"$LOCALSTRIPE_LOG" 2>&1 </dev/null &
+        pid=$!
+        state="$(localstripe_probe "$port" 20 "$pid")"
+        case "$state" in
+        ours\ *)
+            read -r _ sha pid <<<"$state"
+            printf '%s\n' "$pid" >"$LOCALSTRIPE_PID_FILE"
+            say "localstripe is running on 127.0.0.1:$port (pid $pid)"
+            ;;
+        other)
+            die "something that is not this project's localstripe launcher answers on port $port; stop it or set LOCALSTRIPE_PORT (see $LOCALSTRIPE_LOG)"
+            ;;
+        *)
+            if kill -0 "$pid" 2>/dev/null; then
+                die "localstripe (pid $pid) does not answer on 127.0.0.1:$port after 20 s; see $LOCALSTRIPE_LOG"
+            fi
+            tail -n 10 "$LOCALSTRIPE_LOG" >&2 2>/dev/null || true
+            die "localstripe did not start on 127.0.0.1:$port; see $LOCALSTRIPE_LOG"
+            ;;
+        esac
+    fi
+
+    export STRIPE_API_BASE="http://127.0.0.1:$port/"
+    export LOCALSTRIPE_URL="http://127.0.0.1:$port"
 }

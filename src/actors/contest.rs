@@ -153,6 +153,8 @@ impl ContestActor {
             (deadline - Utc::now()).to_std().unwrap_or(Duration::ZERO) + Duration::from_millis(5);
         self.timer = Some(ctx.run_later(wait, |act, ctx| {
             act.timer = None;
+            // Counted like any message, since the handler uncounts it.
+            act.stats.mailbox.fetch_add(1, Ordering::Relaxed);
             ctx.notify(Execute::new(Command::Tick, None));
         }));
     }
