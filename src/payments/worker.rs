@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use super::stripe::RefundState;
 use super::{GatewayError, PaymentGateway};
-use crate::actors::{Execute, Registry};
+use crate::actors::{ActorError, Execute, Registry};
 use crate::config::PaymentSettings;
 use crate::domain::Command;
 use crate::metrics::Metrics;
@@ -93,8 +93,24 @@ async fn pass(
     .await?;
     for task in tasks {
         let outcome = run(gateway, &task).await;
+        // A refund that succeeded is done once the entry is marked
+        // refunded too; if that fails the task is retried (the refund call
+        // replays under its idempotency key).
+        let outcome = match outcome {
+            Ok(Done::Refunded(payment_intent_id)) => {
+                let command = Command::Refunded { payment_intent_id };
+                match registry
+                    .execute(task.contest_id, Execute::new(command, None))
+                    .await
+                {
+                    Ok(_) | Err(ActorError::Domain(_)) => Ok(Done::Finished),
+                    Err(e) => Err(GatewayError::Unavailable(format!("marking refunded: {e}"))),
+                }
+            }
+            other => other,
+        };
         match outcome {
-            Ok(done) => {
+            Ok(_) => {
                 sqlx::query!(
                     "UPDATE payment_task SET status = 'done', last_error = NULL, updated_at = now() WHERE id = $1",
                     task.id
@@ -102,16 +118,6 @@ async fn pass(
                 .execute(db)
                 .await?;
                 tracing::info!(task_id = %task.id, entry_id = %task.entry_id, kind = %task.kind, "payment task done");
-                if let Done::Refunded(payment_intent_id) = done {
-                    // If this fails, `charge.refunded` marks it later.
-                    let command = Command::Refunded { payment_intent_id };
-                    if let Err(e) = registry
-                        .execute(task.contest_id, Execute::new(command, None))
-                        .await
-                    {
-                        tracing::warn!(entry_id = %task.entry_id, error = %e, "marking refunded failed");
-                    }
-                }
             }
             Err(e) => {
                 metrics.payment_task_failures.inc();
