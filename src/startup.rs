@@ -2,7 +2,6 @@
 //! function that both `main` and the tests use; it binds the listener (port
 //! `0` in tests) and reports the port it got.
 
-use std::net::TcpListener;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
@@ -98,9 +97,6 @@ impl Application {
         let auth = Auth::from_settings(&settings, http_client)?;
 
         let address = format!("{}:{}", settings.server.host, settings.server.port);
-        let listener = TcpListener::bind(&address).with_context(|| format!("binding {address}"))?;
-        let port = listener.local_addr()?.port();
-
         let docs = web::Data::new(
             ApiDocs::new(&http::openapi_document()).context("rendering the OpenAPI document")?,
         );
@@ -134,14 +130,24 @@ impl Application {
         spawn_housekeeping(state.clone());
 
         let server_state = state.clone();
+        // `bind` (not a std listener) so that the listen queue is actix's
+        // backlog, not std's fixed 128.
         let mut server = HttpServer::new(move || http::app(server_state.clone(), docs.clone()))
-            .listen(listener)?
+            .backlog(2048)
             .shutdown_timeout(state.settings.server.shutdown_timeout_secs)
             .client_request_timeout(Duration::from_secs(10))
             .client_disconnect_timeout(Duration::from_secs(2));
         if state.settings.server.workers > 0 {
             server = server.workers(state.settings.server.workers);
         }
+        let server = server
+            .bind(&address)
+            .with_context(|| format!("binding {address}"))?;
+        let port = server
+            .addrs()
+            .first()
+            .map(|a| a.port())
+            .context("the server bound no address")?;
         let server = server.run();
         tracing::info!(%address, port, env = %state.settings.env, "listening");
         Ok(Application {

@@ -132,6 +132,18 @@ impl ContestDetails {
                 rule: "1 to 120 characters, not only spaces",
             });
         }
+        if self.title.contains('\0') {
+            rules.push(Rule {
+                field: "title",
+                rule: "must not contain NUL characters",
+            });
+        }
+        if self.description.contains('\0') {
+            rules.push(Rule {
+                field: "description",
+                rule: "must not contain NUL characters",
+            });
+        }
         if self.description.chars().count() > MAX_DESCRIPTION_CHARS {
             rules.push(Rule {
                 field: "description",

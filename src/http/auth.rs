@@ -60,19 +60,16 @@ impl AppleSignInRequest {
             bad.push(("nonce", "must be 1 to 256 characters"));
         }
         if let Some(name) = &self.full_name {
-            if name
-                .given_name
-                .as_ref()
-                .is_some_and(|n| n.chars().count() > MAX_NAME_CHARS)
-            {
-                bad.push(("full_name.given_name", "at most 100 characters"));
+            // PostgreSQL text cannot hold NUL: refuse it here, not at the write.
+            let bad_name = |n: &Option<String>| {
+                n.as_ref()
+                    .is_some_and(|n| n.chars().count() > MAX_NAME_CHARS || n.contains('\0'))
+            };
+            if bad_name(&name.given_name) {
+                bad.push(("full_name.given_name", "at most 100 characters, no NUL"));
             }
-            if name
-                .family_name
-                .as_ref()
-                .is_some_and(|n| n.chars().count() > MAX_NAME_CHARS)
-            {
-                bad.push(("full_name.family_name", "at most 100 characters"));
+            if bad_name(&name.family_name) {
+                bad.push(("full_name.family_name", "at most 100 characters, no NUL"));
             }
         }
         if bad.is_empty() {

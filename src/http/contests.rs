@@ -64,25 +64,24 @@ pub fn domain_error(e: DomainError) -> ApiError {
     }
 }
 
-/// The contest row, or 404.
-pub async fn find_contest(state: &AppState, id: Uuid) -> Result<ContestRow, ApiError> {
-    contests::find(&state.db, id)
+/// The contest, once the access matrix allows `action` on it to `user`
+/// (404 when there is no such contest).
+pub async fn authorized_contest(
+    state: &AppState,
+    user: &AuthUser,
+    id: Uuid,
+    action: Action,
+) -> Result<ContestRow, ApiError> {
+    let row = contests::find(&state.db, id)
         .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::NotFound).with_message("no such contest"))
-}
-
-/// Checks `action` on `row` for `user`.
-pub fn authorize(user: &AuthUser, row: &ContestRow, action: Action) -> Result<(), ApiError> {
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound).with_message("no such contest"))?;
     let relation = Relation {
         own: row.organizer_id == user.id,
         entrant: false,
     };
-    access::check(
-        &user.roles,
-        relation,
-        action,
-        row.state() == ContestState::Draft,
-    )
+    let draft = row.state() == ContestState::Draft;
+    access::check(&user.roles, relation, action, draft)?;
+    Ok(row)
 }
 
 /// `If-Match: <version>` (quotes and `W/` tolerated).
@@ -324,8 +323,7 @@ pub async fn read(
     user: AuthUser,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let row = find_contest(&state, *path).await?;
-    authorize(&user, &row, Action::ReadContest)?;
+    let row = authorized_contest(&state, &user, *path, Action::ReadContest).await?;
     let standings = if row.state() == ContestState::Settled {
         Some(contests::standings(&state.db, row.id).await?)
     } else {
@@ -342,8 +340,7 @@ async fn manage(
     id: Uuid,
     command: Command,
 ) -> Result<HttpResponse, ApiError> {
-    let row = find_contest(state, id).await?;
-    authorize(user, &row, Action::ManageContest)?;
+    authorized_contest(state, user, id, Action::ManageContest).await?;
     let msg = Execute {
         command,
         actor: Some(user.id),

@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, delete, get, post, web};
 use uuid::Uuid;
 
-use super::contests::{actor_error, authorize, find_contest};
+use super::contests::{actor_error, authorized_contest};
 use super::views::{EntryView, JoinResponse, PaymentView};
 use crate::actors::Execute;
 use crate::auth::access::Action;
@@ -36,8 +36,7 @@ pub async fn join(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let id = *path;
-    let row = find_contest(&state, id).await?;
-    authorize(&user, &row, Action::Enter)?;
+    authorized_contest(&state, &user, id, Action::Enter).await?;
     let command = Command::Join {
         user_id: user.id,
         entry_id: Uuid::new_v4(),
@@ -119,8 +118,7 @@ pub async fn withdraw(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let id = *path;
-    let row = find_contest(&state, id).await?;
-    authorize(&user, &row, Action::Enter)?;
+    authorized_contest(&state, &user, id, Action::Enter).await?;
     let reply = state
         .registry
         .execute(
@@ -149,8 +147,7 @@ pub async fn list(
     user: AuthUser,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let row = find_contest(&state, *path).await?;
-    authorize(&user, &row, Action::ListEntries)?;
+    let row = authorized_contest(&state, &user, *path, Action::ListEntries).await?;
     let entries: Vec<EntryView> = contests::entries(&state.db, row.id)
         .await?
         .into_iter()
@@ -172,8 +169,7 @@ pub async fn mine(
     user: AuthUser,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    let row = find_contest(&state, *path).await?;
-    authorize(&user, &row, Action::ReadContest)?;
+    let row = authorized_contest(&state, &user, *path, Action::ReadContest).await?;
     let entry = contests::entry_of_user(&state.db, row.id, user.id)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound).with_message("you have no entry here"))?;
