@@ -30,12 +30,10 @@ RUN mkdir src \
     && rm -rf src
 
 # The project itself. The query macros read .sqlx/ (SQLX_OFFLINE: no database
-# at build time); migrations/ is embedded in the binary. The `.sqlx*` wildcard
-# copies the folder's contents and copies nothing, without failing, while the
-# project has no .sqlx/ yet.
+# at build time); migrations/ is embedded in the binary.
 COPY src ./src
 COPY migrations ./migrations
-COPY .sqlx* ./.sqlx/
+COPY .sqlx ./.sqlx
 ENV SQLX_OFFLINE=true
 # touch: the copied files keep their (older) times, and cargo would otherwise
 # take the placeholder build above as up to date.
