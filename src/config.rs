@@ -152,6 +152,8 @@ pub struct PaymentSettings {
 pub struct ActorSettings {
     pub arbiters: usize,
     pub mailbox_bound: usize,
+    /// The most commands one group commit carries.
+    pub max_batch: usize,
     pub send_timeout_ms: u64,
     pub idle_secs: u64,
     pub sweep_interval_ms: u64,

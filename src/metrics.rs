@@ -153,6 +153,19 @@ impl Metrics {
             .observe(seconds);
     }
 
+    /// How many commits the contest actors made (for tests and the
+    /// benchmark: group commit makes it smaller than the transitions).
+    pub fn persist_seconds_count(&self) -> u64 {
+        self.render()
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix("contest_persist_seconds_count "))
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> Result<String, std::fmt::Error> {
         let mut out = String::new();

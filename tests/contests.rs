@@ -562,6 +562,10 @@ async fn five_hundred_concurrent_joins_fill_a_hundred_seats_exactly() {
     );
     assert_eq!(view["version"], 102, "create, open, 100 joins");
     assert_gapless(&app, &id).await;
+    // Group commit: the crowd's joins shared transactions.
+    let commits = app.state.metrics.persist_seconds_count();
+    eprintln!("{commits} commits for 101 transitions");
+    assert!(commits < 101, "{commits} commits for 101 transitions");
 }
 
 async fn actor_view(app: &TestApp, token: &str, id: &str) -> reqwest::Response {

@@ -1,8 +1,18 @@
 //! The contest actor: owns one contest's state and serializes everything
-//! that changes it. For each message: decide (pure), apply, persist in one
-//! transaction, and only then reply. Writes run under `AtomicResponse`, so no
-//! second message of the same contest starts before the write ended; the
-//! actor never awaits Stripe.
+//! that changes it. It never awaits Stripe.
+//!
+//! **Group commit.** Each command is decided (pure) and applied to the
+//! in-memory state as its message is handled, against the state that
+//! includes the commands before it; its reply is parked. Once the mailbox
+//! has been drained (actix runs a `notify`d message only then), one `Flush`
+//! persists every parked transition in one transaction, each with its own
+//! version and transition-log row, and only after the commit answers the
+//! callers. A lone command is flushed at once: nothing waits for company.
+//! The flush runs under `AtomicResponse`, so no message is handled while it
+//! writes; a batch is at most `actors.max_batch` commands. A failed commit
+//! fails the whole batch (`503`) and reloads the state from Postgres; a
+//! commit that lost to another writer (another instance) reloads, decides
+//! the batch again, and retries once.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -12,13 +22,14 @@ use std::time::{Duration, Instant};
 use actix::prelude::*;
 use chrono::Utc;
 use sqlx::PgPool;
+use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::stats::{ActorStats, Status};
 use crate::domain::{self, Command, Contest, Ctx, DomainError, Entry, Event, Standing};
 use crate::metrics::Metrics;
 use crate::store;
-use crate::store::contests::{ContestRow, Persisted, StripeEventRef};
+use crate::store::contests::{BatchPersisted, ContestRow, StripeEventRef, Transition};
 
 /// Settings every contest actor shares.
 #[derive(Clone)]
@@ -30,6 +41,8 @@ pub struct ActorEnv {
     pub idle: Duration,
     /// The actix mailbox size (callers are refused before it fills).
     pub mailbox_capacity: usize,
+    /// The most commands one commit carries.
+    pub max_batch: usize,
     /// Called when the actor stops, with its generation.
     pub on_stop: Arc<dyn Fn(Uuid, u64) + Send + Sync>,
 }
@@ -117,9 +130,24 @@ pub enum ActorError {
     Internal,
 }
 
+type Answer = oneshot::Sender<Result<Reply, ActorError>>;
+
+/// A decided command waiting for its commit.
+struct Pending {
+    msg: Execute,
+    answer: Option<Answer>,
+    result: Result<Reply, ActorError>,
+    /// The transition it made, if it was accepted.
+    transition: Option<Transition>,
+}
+
 pub struct ContestActor {
-    /// `None` only while a write owns the state (the mailbox is paused then).
+    /// `None` only while a flush owns the state (the mailbox is paused then).
     contest: Option<Contest>,
+    pending: Vec<Pending>,
+    /// A command panicked: the in-memory state cannot be trusted; the next
+    /// flush fails the batch and stops the actor (the registry restarts it).
+    broken: bool,
     env: ActorEnv,
     stats: Arc<ActorStats>,
     generation: u64,
@@ -132,6 +160,8 @@ impl ContestActor {
         stats.observe(&contest);
         ContestActor {
             contest: Some(contest),
+            pending: Vec::new(),
+            broken: false,
             env,
             stats,
             generation,
@@ -158,6 +188,14 @@ impl ContestActor {
             ctx.notify(Execute::new(Command::Tick, None));
         }));
     }
+
+    fn ctx(&self) -> Ctx {
+        Ctx {
+            now: Utc::now(),
+            hold: self.env.hold,
+            currencies: self.env.currencies.clone(),
+        }
+    }
 }
 
 impl Actor for ContestActor {
@@ -174,6 +212,7 @@ impl Actor for ContestActor {
             move |act, ctx| {
                 if act.last_message.elapsed() >= idle
                     && act.stats.mailbox.load(Ordering::Relaxed) == 0
+                    && act.pending.is_empty()
                 {
                     act.stats.set_status(Status::Deactivated);
                     ctx.stop();
@@ -185,6 +224,12 @@ impl Actor for ContestActor {
     fn stopped(&mut self, _: &mut Self::Context) {
         if self.stats.status() == Status::Running {
             self.stats.set_status(Status::Stopped);
+        }
+        // Whatever was parked can no longer be committed here.
+        for p in self.pending.drain(..) {
+            if let Some(answer) = p.answer {
+                let _ = answer.send(Err(ActorError::Unavailable));
+            }
         }
         (self.env.on_stop)(self.stats.contest_id, self.generation);
     }
@@ -214,211 +259,338 @@ fn decide_and_apply(
     .map_err(|_| ())
 }
 
-enum WriteOutcome {
-    Done(Result<Box<Reply>, ActorError>),
-    /// A panic: answer 500, and restart from Postgres.
-    Panicked,
-    /// The state could not be made to match Postgres again: stop, so that
-    /// the next message activates a fresh actor.
-    Lost(ActorError),
+fn transition_of(
+    contest: &Contest,
+    msg: &Execute,
+    events: &[Event],
+    at: chrono::DateTime<Utc>,
+) -> Transition {
+    Transition {
+        version: contest.version,
+        kind: msg.command.kind(),
+        events: events.to_vec(),
+        actor: msg.actor,
+        at,
+        stripe_event: msg.stripe_event.clone(),
+    }
+}
+
+/// A message, its answer, and the transition it made (if accepted).
+type Decided = (Execute, Result<Reply, ActorError>, Option<Transition>);
+
+/// Decides one message against `contest` (after a due tick, if any) and
+/// returns what is to be committed and answered. `Err(())`: a panic.
+fn decide_message(
+    contest: &mut Contest,
+    msg: &Execute,
+    ctx: &Ctx,
+    inject_panic: bool,
+) -> Result<Vec<Decided>, ()> {
+    let mut out = Vec::with_capacity(1);
+    if let Some(expected) = msg.expected_version
+        && expected != contest.version
+    {
+        let stale = Err(ActorError::StaleVersion {
+            current: contest.version,
+        });
+        out.push((msg.clone(), stale, None));
+        return Ok(out);
+    }
+    // A deadline that passed before its timer fired applies first: nothing
+    // is decided against a contest that should already have locked or
+    // released its holds.
+    let due = contest.next_deadline().is_some_and(|d| d <= ctx.now);
+    if due && !matches!(msg.command, Command::Tick) {
+        let tick = Execute::new(Command::Tick, None);
+        if let Ok(events) = decide_and_apply(contest, &tick.command, ctx, false)?
+            && !events.is_empty()
+        {
+            let transition = transition_of(contest, &tick, &events, ctx.now);
+            let reply = Reply::of(contest, &tick.command, true, events);
+            out.push((tick, Ok(reply), Some(transition)));
+        }
+    }
+    match decide_and_apply(contest, &msg.command, ctx, inject_panic)? {
+        Err(e) => out.push((msg.clone(), Err(e.into()), None)),
+        Ok(events) if events.is_empty() => {
+            let reply = Reply::of(contest, &msg.command, false, events);
+            out.push((msg.clone(), Ok(reply), None));
+        }
+        Ok(events) => {
+            let transition = transition_of(contest, msg, &events, ctx.now);
+            let reply = Reply::of(contest, &msg.command, true, events);
+            out.push((msg.clone(), Ok(reply), Some(transition)));
+        }
+    }
+    Ok(out)
 }
 
 impl Handler<Execute> for ContestActor {
-    type Result = AtomicResponse<Self, Result<Reply, ActorError>>;
+    type Result = ResponseFuture<Result<Reply, ActorError>>;
 
-    fn handle(&mut self, msg: Execute, _: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, msg: Execute, ctx: &mut Self::Context) -> Self::Result {
         self.stats.mailbox.fetch_sub(1, Ordering::Relaxed);
         if !matches!(msg.command, Command::Tick) {
             self.last_message = Instant::now();
         }
-        let ready = |r| AtomicResponse::new(Box::pin(fut::ready(r)));
-        let Some(current) = self.contest.as_ref() else {
-            return ready(Err(ActorError::Unavailable));
-        };
-        if let Some(expected) = msg.expected_version
-            && expected != current.version
-        {
-            return ready(Err(ActorError::StaleVersion {
-                current: current.version,
-            }));
-        }
-
-        let Some(mut contest) = self.contest.take() else {
-            return ready(Err(ActorError::Unavailable));
-        };
-        let env = self.env.clone();
+        let (tx, rx) = oneshot::channel();
         let inject = self.stats.panic_next.swap(false, Ordering::SeqCst);
-        let kind = msg.command.kind();
-        let before = contest.version;
-        let write = async move {
-            // A deadline that passed before its timer fired applies first:
-            // nothing is decided against a contest that should already have
-            // locked or released its holds.
-            let due = contest.next_deadline().is_some_and(|d| d <= Utc::now());
-            if due && !matches!(msg.command, Command::Tick) {
-                let tick = Execute::new(Command::Tick, None);
-                match run_command(&env, contest, &tick, false).await {
-                    (Some(caught_up), WriteOutcome::Done(Ok(_))) => contest = caught_up,
-                    failed => return failed,
-                }
+        let decision_ctx = self.ctx();
+        match self.contest.as_mut() {
+            None => {
+                let _ = tx.send(Err(ActorError::Unavailable));
             }
-            run_command(&env, contest, &msg, inject).await
-        };
+            Some(_) if self.broken => {
+                let _ = tx.send(Err(ActorError::Unavailable));
+            }
+            Some(contest) => match decide_message(contest, &msg, &decision_ctx, inject) {
+                Err(()) => {
+                    tracing::error!(contest_id = %self.stats.contest_id, transition = msg.command.kind(), "panic while deciding: restarting from Postgres");
+                    self.env.metrics.transition(msg.command.kind(), "panicked");
+                    self.broken = true;
+                    self.pending.push(Pending {
+                        msg,
+                        answer: Some(tx),
+                        result: Err(ActorError::Internal),
+                        transition: None,
+                    });
+                }
+                Ok(decided) => {
+                    let last = decided.len().saturating_sub(1);
+                    let mut tx = Some(tx);
+                    for (i, (msg, result, transition)) in decided.into_iter().enumerate() {
+                        self.pending.push(Pending {
+                            msg,
+                            answer: if i == last { tx.take() } else { None },
+                            result,
+                            transition,
+                        });
+                    }
+                }
+            },
+        }
+        if self.pending.len() >= self.env.max_batch {
+            // The batch is full: write it before taking the next message.
+            let flush = self.flush();
+            ctx.wait(flush);
+        } else if !self.pending.is_empty() {
+            ctx.notify(Flush);
+        }
+        Box::pin(async move { rx.await.unwrap_or(Err(ActorError::Unavailable)) })
+    }
+}
 
-        AtomicResponse::new(Box::pin(write.into_actor(self).map(
-            move |(contest, outcome), act, ctx| {
+/// Commits what is parked (see the module comment).
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Flush;
+
+impl Handler<Flush> for ContestActor {
+    type Result = AtomicResponse<Self, ()>;
+
+    fn handle(&mut self, _: Flush, _: &mut Self::Context) -> Self::Result {
+        AtomicResponse::new(self.flush())
+    }
+}
+
+type FlushResult = (Option<Contest>, Vec<Pending>, bool);
+
+impl ContestActor {
+    /// The write of the parked batch, as an actor future.
+    fn flush(&mut self) -> ResponseActFuture<Self, ()> {
+        let batch = std::mem::take(&mut self.pending);
+        if batch.is_empty() {
+            return Box::pin(fut::ready(()));
+        }
+        let broken = std::mem::take(&mut self.broken);
+        let contest = self.contest.take();
+        let env = self.env.clone();
+        let write = async move { write_batch(&env, contest, batch, broken).await };
+        Box::pin(write.into_actor(self).map(
+            move |(contest, batch, stop): FlushResult, act, ctx| {
+                let mut moved = 0;
+                for p in batch {
+                    let outcome = match &p.result {
+                        Ok(r) if r.changed => "accepted",
+                        Ok(_) => "unchanged",
+                        Err(ActorError::Domain(_) | ActorError::StaleVersion { .. }) => "refused",
+                        Err(ActorError::Internal) => "panicked",
+                        Err(_) => "failed",
+                    };
+                    if outcome != "panicked" {
+                        act.env.metrics.transition(p.msg.command.kind(), outcome);
+                    }
+                    if outcome == "accepted" {
+                        moved += 1;
+                    }
+                    if let Some(answer) = p.answer {
+                        let _ = answer.send(p.result);
+                    }
+                }
                 if let Some(contest) = contest {
                     act.stats.observe(&contest);
                     act.contest = Some(contest);
                 }
-                match outcome {
-                    WriteOutcome::Done(result) => {
-                        let outcome = match &result {
-                            Ok(r) if r.changed => "accepted",
-                            Ok(_) => "unchanged",
-                            Err(ActorError::Domain(_) | ActorError::StaleVersion { .. }) => "refused",
-                            Err(_) => "failed",
-                        };
-                        act.env.metrics.transition(kind, outcome);
-                        let moved = act.contest.as_ref().map_or(0, |c| c.version - before);
-                        if moved > 0 {
-                            act.stats.transitions.fetch_add(moved as u64, Ordering::Relaxed);
-                            act.stats.touch_transition();
-                            act.arm_timer(ctx);
-                        }
-                        result.map(|r| *r)
-                    }
-                    WriteOutcome::Panicked => {
-                        tracing::error!(contest_id = %act.stats.contest_id, transition = kind, "panic while deciding: restarting from Postgres");
-                        act.env.metrics.transition(kind, "panicked");
+                if moved > 0 {
+                    act.stats.transitions.fetch_add(moved, Ordering::Relaxed);
+                    act.stats.touch_transition();
+                }
+                if stop || act.contest.is_none() {
+                    if stop {
                         act.stats.set_status(Status::Panicked);
-                        ctx.stop();
-                        Err(ActorError::Internal)
                     }
-                    WriteOutcome::Lost(e) => {
-                        act.stats.set_status(Status::Stopped);
-                        ctx.stop();
-                        Err(e)
-                    }
+                    ctx.stop();
+                } else {
+                    act.arm_timer(ctx);
                 }
             },
-        )))
+        ))
     }
 }
 
-/// Decides, applies and persists one command (retrying once after another
-/// writer won), returning the state to keep and the outcome.
-async fn run_command(
+/// Sets every parked command's answer to `error` (its commit failed).
+fn fail_all(batch: &mut [Pending], error: ActorError) {
+    for p in batch.iter_mut() {
+        if p.result.is_ok() || p.transition.is_some() {
+            p.result = Err(error.clone());
+        }
+        p.transition = None;
+    }
+}
+
+/// Persists the batch; on a lost race, reloads, decides it again and
+/// retries once. Returns the state to keep, the answered batch, and whether
+/// the actor must stop (a panic, or a state it could not reload).
+async fn write_batch(
     env: &ActorEnv,
-    mut contest: Contest,
-    msg: &Execute,
-    inject: bool,
-) -> (Option<Contest>, WriteOutcome) {
-    let command = &msg.command;
-    let kind = command.kind();
+    contest: Option<Contest>,
+    mut batch: Vec<Pending>,
+    broken: bool,
+) -> FlushResult {
+    let Some(mut contest) = contest else {
+        fail_all(&mut batch, ActorError::Unavailable);
+        return (None, batch, true);
+    };
+    if broken {
+        // A command panicked: nothing decided since is trusted.
+        for p in batch.iter_mut() {
+            if !matches!(p.result, Err(ActorError::Internal)) {
+                p.result = Err(ActorError::Unavailable);
+            }
+            p.transition = None;
+        }
+        return (None, batch, true);
+    }
+    for attempt in 0..2 {
+        let records = batch_records(&batch);
+        if records.is_empty() {
+            // Refusals and no-ops only: nothing to write, answer at once.
+            return (Some(contest), batch, false);
+        }
+        let started = Instant::now();
+        let written = store::contests::persist_batch(&env.db, &contest, &records).await;
+        env.metrics
+            .persist_seconds
+            .observe(started.elapsed().as_secs_f64());
+        match written {
+            Ok(BatchPersisted::Written { duplicates }) => {
+                for (i, duplicate) in duplicates {
+                    if let Some(Ok(reply)) = batch.get_mut(i).map(|p| &mut p.result) {
+                        reply.duplicate = duplicate;
+                    }
+                }
+                for p in &batch {
+                    if let Some(t) = &p.transition {
+                        tracing::info!(
+                            target: "contest",
+                            contest_id = %contest.id,
+                            version = t.version,
+                            transition = t.kind,
+                            outcome = "accepted",
+                            "transition"
+                        );
+                    }
+                }
+                return (Some(contest), batch, false);
+            }
+            Ok(BatchPersisted::Lost) if attempt == 0 => {
+                tracing::info!(contest_id = %contest.id, "another writer won: reloading and deciding again");
+                let Ok(Some(fresh)) = store::contests::load(&env.db, contest.id).await else {
+                    fail_all(&mut batch, ActorError::Unavailable);
+                    return (None, batch, false);
+                };
+                contest = fresh;
+                batch = redecide(&mut contest, batch, env);
+            }
+            Ok(BatchPersisted::Lost) => break,
+            Err(e) => {
+                tracing::warn!(contest_id = %contest.id, error = %e, "committing a batch failed");
+                fail_all(&mut batch, ActorError::Unavailable);
+                let fresh = store::contests::load(&env.db, contest.id)
+                    .await
+                    .ok()
+                    .flatten();
+                return (fresh, batch, false);
+            }
+        }
+    }
+    fail_all(&mut batch, ActorError::Unavailable);
+    let fresh = store::contests::load(&env.db, contest.id)
+        .await
+        .ok()
+        .flatten();
+    (fresh, batch, false)
+}
+
+/// Decides the batch's messages again against a fresh state.
+fn redecide(contest: &mut Contest, batch: Vec<Pending>, env: &ActorEnv) -> Vec<Pending> {
     let ctx = Ctx {
         now: Utc::now(),
         hold: env.hold,
         currencies: env.currencies.clone(),
     };
-    // One retry after another writer (another instance) won.
-    for _attempt in 0..2 {
-        let events = match decide_and_apply(&mut contest, command, &ctx, inject) {
-            Err(()) => {
-                return (
-                    contest_or_reload(env, contest).await,
-                    WriteOutcome::Panicked,
-                );
-            }
-            Ok(Err(e)) => return (Some(contest), WriteOutcome::Done(Err(e.into()))),
-            Ok(Ok(events)) => events,
-        };
-        if events.is_empty() {
-            let mut reply = Reply::of(&contest, command, false, events);
-            if let Some(event) = &msg.stripe_event {
-                match store::contests::record_stripe_event(&env.db, event, Some(contest.id)).await {
-                    Ok(first) => reply.duplicate = !first,
-                    Err(e) => {
-                        tracing::warn!(contest_id = %contest.id, error = %e, "recording a Stripe event failed");
-                        return (
-                            Some(contest),
-                            WriteOutcome::Done(Err(ActorError::Unavailable)),
-                        );
-                    }
-                }
-            }
-            return (Some(contest), WriteOutcome::Done(Ok(Box::new(reply))));
+    let mut out = Vec::with_capacity(batch.len());
+    for p in batch {
+        // Catch-up ticks are decided again when due.
+        if p.answer.is_none() && matches!(p.msg.command, Command::Tick) && p.transition.is_some() {
+            continue;
         }
-        let started = Instant::now();
-        let written = store::contests::persist(
-            &env.db,
-            &contest,
-            kind,
-            &events,
-            msg.actor,
-            msg.stripe_event.as_ref(),
-        )
-        .await;
-        env.metrics
-            .persist_seconds
-            .observe(started.elapsed().as_secs_f64());
-        match written {
-            Ok(Persisted::Written) => {
-                tracing::info!(
-                    target: "contest",
-                    contest_id = %contest.id,
-                    version = contest.version,
-                    transition = kind,
-                    outcome = "accepted",
-                    "transition"
-                );
-                let reply = Reply::of(&contest, command, true, events);
-                return (Some(contest), WriteOutcome::Done(Ok(Box::new(reply))));
-            }
-            Ok(Persisted::Stale) => {
-                tracing::info!(contest_id = %contest.id, "stale state: reloading");
-                match store::contests::load(&env.db, contest.id).await {
-                    Ok(Some(fresh)) => contest = fresh,
-                    _ => return (None, WriteOutcome::Lost(ActorError::Unavailable)),
+        match decide_message(contest, &p.msg, &ctx, false) {
+            Ok(decided) => {
+                let last = decided.len().saturating_sub(1);
+                let mut answer = p.answer;
+                for (i, (msg, result, transition)) in decided.into_iter().enumerate() {
+                    out.push(Pending {
+                        msg,
+                        answer: if i == last { answer.take() } else { None },
+                        result,
+                        transition,
+                    });
                 }
             }
-            Ok(Persisted::Duplicate) => {
-                // The events were applied in memory only: undo them.
-                return match store::contests::load(&env.db, contest.id).await {
-                    Ok(Some(fresh)) => {
-                        let mut reply = Reply::of(&fresh, command, false, Vec::new());
-                        reply.duplicate = true;
-                        (Some(fresh), WriteOutcome::Done(Ok(Box::new(reply))))
-                    }
-                    _ => (None, WriteOutcome::Lost(ActorError::Unavailable)),
-                };
-            }
-            Err(e) => {
-                tracing::warn!(contest_id = %contest.id, error = %e, "persisting failed");
-                let reloaded = store::contests::load(&env.db, contest.id)
-                    .await
-                    .ok()
-                    .flatten();
-                return match reloaded {
-                    Some(fresh) => (
-                        Some(fresh),
-                        WriteOutcome::Done(Err(ActorError::Unavailable)),
-                    ),
-                    None => (None, WriteOutcome::Lost(ActorError::Unavailable)),
-                };
-            }
+            Err(()) => out.push(Pending {
+                msg: p.msg,
+                answer: p.answer,
+                result: Err(ActorError::Internal),
+                transition: None,
+            }),
         }
     }
-    (
-        Some(contest),
-        WriteOutcome::Done(Err(ActorError::Unavailable)),
-    )
+    out
 }
 
-/// After a panic the in-memory state may be half-applied: reload it.
-async fn contest_or_reload(env: &ActorEnv, contest: Contest) -> Option<Contest> {
-    store::contests::load(&env.db, contest.id)
-        .await
-        .ok()
-        .flatten()
+/// What the store writes for a batch: each transition, and each no-op
+/// Stripe event (recorded for deduplication).
+fn batch_records(batch: &[Pending]) -> Vec<store::contests::BatchItem<'_>> {
+    batch
+        .iter()
+        .enumerate()
+        .filter_map(
+            |(i, p)| match (&p.transition, &p.msg.stripe_event, &p.result) {
+                (Some(t), _, _) => Some(store::contests::BatchItem::Transition(t)),
+                (None, Some(event), Ok(_)) => Some(store::contests::BatchItem::Event(i, event)),
+                _ => None,
+            },
+        )
+        .collect()
 }

@@ -43,6 +43,7 @@ struct Inner {
     metrics: Arc<Metrics>,
     db: PgPool,
     mailbox_bound: usize,
+    max_batch: usize,
     send_timeout: Duration,
     env_template: EnvTemplate,
 }
@@ -93,6 +94,7 @@ impl Registry {
                 metrics,
                 db,
                 mailbox_bound: settings.actors.mailbox_bound,
+                max_batch: settings.actors.max_batch.max(1),
                 send_timeout: Duration::from_millis(settings.actors.send_timeout_ms),
                 env_template: EnvTemplate {
                     hold: chrono::Duration::seconds(settings.contests.hold_secs as i64),
@@ -183,6 +185,7 @@ impl Registry {
             currencies: self.inner.env_template.currencies.clone(),
             idle: self.inner.env_template.idle,
             mailbox_capacity: self.inner.mailbox_bound.max(16),
+            max_batch: self.inner.max_batch,
             on_stop: Arc::new(move |id, generation| {
                 if let Some(inner) = weak.upgrade() {
                     Registry { inner }.forget(id, generation);

@@ -215,16 +215,6 @@ pub struct StripeEventRef {
     pub kind: String,
 }
 
-/// What [`persist`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Persisted {
-    Written,
-    /// Another writer moved the contest on: nothing written.
-    Stale,
-    /// The Stripe event was applied before: nothing written.
-    Duplicate,
-}
-
 /// Records a Stripe event that changes nothing; `false` when it was
 /// recorded before (a replay).
 pub async fn record_stripe_event(
@@ -244,98 +234,156 @@ pub async fn record_stripe_event(
     Ok(done.rows_affected() == 1)
 }
 
-/// Writes one accepted transition: the contest at `contest.version` (which
-/// was `contest.version - 1` before), the entries the events touched, the
-/// standings, the transition-log row, the payment tasks, and the Stripe
-/// event that caused it. Writes nothing when another writer moved the
-/// contest on (the caller reloads and retries) or when the Stripe event was
-/// applied before.
-pub async fn persist(
+/// One accepted transition of a batch.
+#[derive(Debug, Clone)]
+pub struct Transition {
+    pub version: i64,
+    pub kind: &'static str,
+    pub events: Vec<Event>,
+    pub actor: Option<Uuid>,
+    pub at: DateTime<Utc>,
+    pub stripe_event: Option<StripeEventRef>,
+}
+
+/// What a batch commit writes, in order.
+#[derive(Debug, Clone, Copy)]
+pub enum BatchItem<'a> {
+    Transition(&'a Transition),
+    /// A Stripe event whose command changed nothing (recorded so that a
+    /// replay is known), with its position in the caller's batch.
+    Event(usize, &'a StripeEventRef),
+}
+
+/// What [`persist_batch`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BatchPersisted {
+    /// Committed; for each `Event` item, whether it had been seen before.
+    Written { duplicates: Vec<(usize, bool)> },
+    /// Another writer moved the contest on, or applied one of the Stripe
+    /// events first: nothing was written.
+    Lost,
+}
+
+/// Writes a batch of accepted transitions in one transaction (group
+/// commit): the contest row at its final version, guarded by the version
+/// before the first transition; the final state of every entry the events
+/// touched; the standings; one transition-log row per transition, each with
+/// its own version; the payment tasks; and the Stripe events.
+pub async fn persist_batch(
     db: &PgPool,
     contest: &Contest,
-    kind: &str,
-    events: &[Event],
-    actor: Option<Uuid>,
-    stripe_event: Option<&StripeEventRef>,
-) -> Result<Persisted, sqlx::Error> {
-    let mut tx = db.begin().await?;
-    if let Some(event) = stripe_event
-        && !record_stripe_event(&mut *tx, event, Some(contest.id)).await?
-    {
-        return Ok(Persisted::Duplicate);
-    }
-    let d = &contest.details;
-    let updated = sqlx::query!(
-        r#"UPDATE contest
-           SET title = $3, description = $4, entry_fee_cents = $5, currency = $6, capacity = $7,
-               locks_at = $8, state = $9, version = $2::bigint, seats_confirmed = $10,
-               seats_pending = $11, next_deadline = $12, updated_at = $13
-           WHERE id = $1 AND version = $2::bigint - 1"#,
-        contest.id,
-        contest.version,
-        d.title,
-        d.description,
-        d.entry_fee_cents,
-        d.currency,
-        d.capacity,
-        d.locks_at,
-        contest.state.as_str(),
-        contest.seats_confirmed(),
-        contest.seats_pending(),
-        contest.next_deadline(),
-        contest.updated_at,
-    )
-    .execute(&mut *tx)
-    .await?;
-    if updated.rows_affected() == 0 {
-        return Ok(Persisted::Stale);
-    }
-
-    let mut touched: Vec<Uuid> = events.iter().filter_map(touched_entry).collect();
-    touched.sort();
-    touched.dedup();
-    let rows: Vec<EntryRow> = touched
+    items: &[BatchItem<'_>],
+) -> Result<BatchPersisted, sqlx::Error> {
+    let transitions: Vec<&Transition> = items
         .iter()
-        .filter_map(|id| contest.entry(*id))
-        .map(|e| EntryRow::of(contest.id, e))
+        .filter_map(|i| match i {
+            BatchItem::Transition(t) => Some(*t),
+            BatchItem::Event(..) => None,
+        })
         .collect();
-    upsert_entries(&mut tx, &rows).await?;
-
-    for event in events {
-        if let Event::StandingsRecorded { standings } = event {
-            let users: Vec<Uuid> = standings.iter().map(|s| s.user_id).collect();
-            let ranks: Vec<i32> = standings.iter().map(|s| s.rank).collect();
-            let prizes: Vec<i64> = standings.iter().map(|s| s.prize_cents).collect();
-            sqlx::query!(
-                r#"INSERT INTO contest_standing (contest_id, user_id, rank, prize_cents)
-                   SELECT $1, * FROM UNNEST($2::uuid[], $3::int[], $4::bigint[])"#,
-                contest.id,
-                &users,
-                &ranks,
-                &prizes,
-            )
-            .execute(&mut *tx)
-            .await?;
+    let mut tx = db.begin().await?;
+    for t in &transitions {
+        if let Some(event) = &t.stripe_event
+            && !record_stripe_event(&mut *tx, event, Some(contest.id)).await?
+        {
+            return Ok(BatchPersisted::Lost);
         }
     }
+    if let Some(first) = transitions.first() {
+        let d = &contest.details;
+        let updated = sqlx::query!(
+            r#"UPDATE contest
+               SET title = $3, description = $4, entry_fee_cents = $5, currency = $6,
+                   capacity = $7, locks_at = $8, state = $9, version = $10,
+                   seats_confirmed = $11, seats_pending = $12, next_deadline = $13,
+                   updated_at = $14
+               WHERE id = $1 AND version = $2"#,
+            contest.id,
+            first.version - 1,
+            d.title,
+            d.description,
+            d.entry_fee_cents,
+            d.currency,
+            d.capacity,
+            d.locks_at,
+            contest.state.as_str(),
+            contest.version,
+            contest.seats_confirmed(),
+            contest.seats_pending(),
+            contest.next_deadline(),
+            contest.updated_at,
+        )
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Ok(BatchPersisted::Lost);
+        }
 
-    let payload = serde_json::to_value(events).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    sqlx::query!(
-        r#"INSERT INTO contest_transition (contest_id, version, kind, events, actor_user_id, created_at)
-           VALUES ($1, $2, $3, $4, $5, $6)"#,
-        contest.id,
-        contest.version,
-        kind,
-        payload,
-        actor,
-        contest.updated_at,
-    )
-    .execute(&mut *tx)
-    .await?;
+        let mut touched: Vec<Uuid> = transitions
+            .iter()
+            .flat_map(|t| t.events.iter().filter_map(touched_entry))
+            .collect();
+        touched.sort();
+        touched.dedup();
+        let rows: Vec<EntryRow> = touched
+            .iter()
+            .filter_map(|id| contest.entry(*id))
+            .map(|e| EntryRow::of(contest.id, e))
+            .collect();
+        upsert_entries(&mut tx, &rows).await?;
 
-    insert_payment_tasks(&mut tx, contest, events).await?;
+        for event in transitions.iter().flat_map(|t| &t.events) {
+            if let Event::StandingsRecorded { standings } = event {
+                let users: Vec<Uuid> = standings.iter().map(|s| s.user_id).collect();
+                let ranks: Vec<i32> = standings.iter().map(|s| s.rank).collect();
+                let prizes: Vec<i64> = standings.iter().map(|s| s.prize_cents).collect();
+                sqlx::query!(
+                    r#"INSERT INTO contest_standing (contest_id, user_id, rank, prize_cents)
+                       SELECT $1, * FROM UNNEST($2::uuid[], $3::int[], $4::bigint[])"#,
+                    contest.id,
+                    &users,
+                    &ranks,
+                    &prizes,
+                )
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+
+        let versions: Vec<i64> = transitions.iter().map(|t| t.version).collect();
+        let kinds: Vec<String> = transitions.iter().map(|t| t.kind.to_owned()).collect();
+        let events: Vec<serde_json::Value> = transitions
+            .iter()
+            .map(|t| serde_json::to_value(&t.events))
+            .collect::<Result<_, _>>()
+            .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        let actors: Vec<Option<Uuid>> = transitions.iter().map(|t| t.actor).collect();
+        let ats: Vec<DateTime<Utc>> = transitions.iter().map(|t| t.at).collect();
+        sqlx::query!(
+            r#"INSERT INTO contest_transition (contest_id, version, kind, events, actor_user_id, created_at)
+               SELECT $1, * FROM UNNEST($2::bigint[], $3::text[], $4::jsonb[], $5::uuid[], $6::timestamptz[])"#,
+            contest.id,
+            &versions,
+            &kinds,
+            &events,
+            &actors as &[Option<Uuid>],
+            &ats,
+        )
+        .execute(&mut *tx)
+        .await?;
+
+        let all_events: Vec<Event> = transitions.iter().flat_map(|t| t.events.clone()).collect();
+        insert_payment_tasks(&mut tx, contest, &all_events).await?;
+    }
+    let mut duplicates = Vec::new();
+    for item in items {
+        if let BatchItem::Event(i, event) = item {
+            let first = record_stripe_event(&mut *tx, event, Some(contest.id)).await?;
+            duplicates.push((*i, !first));
+        }
+    }
     tx.commit().await?;
-    Ok(Persisted::Written)
+    Ok(BatchPersisted::Written { duplicates })
 }
 
 async fn upsert_entries(
