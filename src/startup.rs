@@ -30,6 +30,8 @@ pub struct AppState {
     pub registry: Registry,
     pub metrics: Arc<Metrics>,
     pub payments: Arc<PaymentGateway>,
+    /// Contest id → organizer id (immutable), for the access check of joins.
+    pub organizers: dashmap::DashMap<uuid::Uuid, uuid::Uuid>,
 }
 
 impl AppState {
@@ -126,6 +128,7 @@ impl Application {
             registry,
             metrics,
             payments,
+            organizers: dashmap::DashMap::new(),
         });
         spawn_housekeeping(state.clone());
 

@@ -3,7 +3,7 @@
 use actix_web::{HttpResponse, delete, get, post, web};
 use uuid::Uuid;
 
-use super::contests::{actor_error, authorized_contest};
+use super::contests::{actor_error, authorize_entering, authorized_contest};
 use super::views::{EntryView, JoinResponse, PaymentView};
 use crate::actors::Execute;
 use crate::auth::access::Action;
@@ -36,7 +36,7 @@ pub async fn join(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let id = *path;
-    authorized_contest(&state, &user, id, Action::Enter).await?;
+    authorize_entering(&state, &user, id).await?;
     let command = Command::Join {
         user_id: user.id,
         entry_id: Uuid::new_v4(),
@@ -118,7 +118,7 @@ pub async fn withdraw(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let id = *path;
-    authorized_contest(&state, &user, id, Action::Enter).await?;
+    authorize_entering(&state, &user, id).await?;
     let reply = state
         .registry
         .execute(

@@ -197,6 +197,13 @@ pub async fn find(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<ContestRow
     .await
 }
 
+/// Who organizes a contest (it never changes).
+pub async fn organizer_of(db: impl PgExecutor<'_>, id: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar!("SELECT organizer_id FROM contest WHERE id = $1", id)
+        .fetch_optional(db)
+        .await
+}
+
 pub async fn standings(db: impl PgExecutor<'_>, id: Uuid) -> Result<Vec<Standing>, sqlx::Error> {
     sqlx::query_as!(
         Standing,
