@@ -785,3 +785,66 @@ async fn a_join_after_locks_at_is_refused_even_before_any_timer_fired() {
         .collect();
     assert_eq!(kinds.last().map(String::as_str), Some("tick"));
 }
+
+#[actix_web::test]
+async fn a_failed_commit_fails_its_batch_with_503_and_loses_nothing() {
+    let app = AppleApp::spawn().await;
+    let org = organizer(&app).await;
+    let id = open_contest(&app, &org, &contest_body()).await;
+    let users = mint_users(&app, 4).await;
+    assert_eq!(
+        post(&app, &format!("/v1/contests/{id}/entries"), &users[0].1)
+            .await
+            .status(),
+        201
+    );
+    // The database refuses the next commits of this contest.
+    for sql in [
+        "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$",
+        "CREATE TRIGGER refuse BEFORE INSERT ON contest_transition FOR EACH ROW EXECUTE FUNCTION refuse()",
+    ] {
+        sqlx::query(sql).execute(&app.db).await.unwrap();
+    }
+    let mut tasks = Vec::new();
+    for (_, token) in &users[1..] {
+        let req = app.authed(Method::POST, &format!("/v1/contests/{id}/entries"), token);
+        tasks.push(actix_web::rt::spawn(async move {
+            let res = req.send().await.unwrap();
+            (
+                res.status().as_u16(),
+                res.headers().contains_key("retry-after"),
+            )
+        }));
+    }
+    for t in tasks {
+        assert_eq!(
+            t.await.unwrap(),
+            (503, true),
+            "every command of a failed batch is 503"
+        );
+    }
+    let view = contest(&app, &id, &org).await;
+    assert_eq!(
+        (view["version"].as_i64(), view["seats_confirmed"].as_i64()),
+        (Some(3), Some(1))
+    );
+    sqlx::query("DROP TRIGGER refuse ON contest_transition")
+        .execute(&app.db)
+        .await
+        .unwrap();
+    // The actor reloaded what Postgres holds: the next joins succeed.
+    for (_, token) in &users[1..] {
+        assert_eq!(
+            post(&app, &format!("/v1/contests/{id}/entries"), token)
+                .await
+                .status(),
+            201
+        );
+    }
+    let view = contest(&app, &id, &org).await;
+    assert_eq!(
+        (view["version"].as_i64(), view["seats_confirmed"].as_i64()),
+        (Some(6), Some(4))
+    );
+    assert_gapless(&app, &id).await;
+}
