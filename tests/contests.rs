@@ -650,6 +650,15 @@ async fn a_panic_restarts_only_that_contests_actor_from_postgres() {
     assert_gapless(&app, &hot).await;
 }
 
+/// Waits (at most 3 s) until the contest's actor has stopped for idleness.
+async fn wait_until_idle(app: &TestApp, ops: &str, id: &str) {
+    let until = std::time::Instant::now() + Duration::from_secs(3);
+    while actor_view(app, ops, id).await.status() != 404 {
+        assert!(std::time::Instant::now() < until, "the idle actor stopped");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn wait_for_state(app: &TestApp, token: &str, id: &str, state: &str, within: Duration) {
     let until = std::time::Instant::now() + within;
     loop {
@@ -678,11 +687,7 @@ async fn an_idle_contest_whose_actor_stopped_locks_itself_at_locks_at() {
     body["locks_at"] = json!((chrono::Utc::now() + chrono::Duration::seconds(4)).to_rfc3339());
     let id = open_contest(&app, &org, &body).await;
     // The actor goes idle and stops well before locks_at.
-    let until = std::time::Instant::now() + Duration::from_secs(3);
-    while actor_view(&app, &ops, &id).await.status() != 404 {
-        assert!(std::time::Instant::now() < until, "the idle actor stopped");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_until_idle(&app, &ops, &id).await;
     wait_for_state(&app, &org, &id, "locked", Duration::from_secs(8)).await;
     let last = transitions(&app, &id).await.pop().unwrap();
     assert_eq!(last.1, "tick");
@@ -760,14 +765,13 @@ async fn a_join_after_locks_at_is_refused_even_before_any_timer_fired() {
     let org = organizer(&app).await;
     let ops = access(&app.sign_in_with_roles("ops", &["ops"]).await).to_owned();
     let mut body = contest_body();
-    body["locks_at"] = json!((chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339());
+    let locks_at = chrono::Utc::now() + chrono::Duration::seconds(4);
+    body["locks_at"] = json!(locks_at.to_rfc3339());
     let id = open_contest(&app, &org, &body).await;
-    let until = std::time::Instant::now() + Duration::from_secs(3);
-    while actor_view(&app, &ops, &id).await.status() != 404 {
-        assert!(std::time::Instant::now() < until, "the idle actor stopped");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // The idle actor stops (after 1 s) well before locks_at: no timer left.
+    wait_until_idle(&app, &ops, &id).await;
+    let until_locks = (locks_at - chrono::Utc::now()).to_std().unwrap_or_default();
+    tokio::time::sleep(until_locks + Duration::from_millis(200)).await;
     let stored: String = sqlx::query_scalar("SELECT state FROM contest WHERE id = $1::uuid")
         .bind(&id)
         .fetch_one(&app.db)

@@ -753,6 +753,36 @@ fn signed_event(i: usize) -> (String, String) {
     (body, signature)
 }
 
+/// Runs free joins in a closed loop and checks that every acknowledged
+/// join is a confirmed entry of `contests`.
+async fn join_scenario(
+    state: &AppState,
+    db: &PgPool,
+    client: &reqwest::Client,
+    name: &str,
+    contests: &[Uuid],
+    reqs: Vec<Req>,
+    conc: usize,
+) -> Result<Outcome, String> {
+    let before = persisted(state);
+    let mut o = closed_loop(name, client, reqs, conc, Expect::Created).await;
+    o.commits = commits_since(state, before, o.accepted);
+    println!("{}", o.summary());
+    let confirmed = count(
+        db,
+        "SELECT count(*) FROM entry WHERE contest_id = ANY($1) AND status = 'confirmed'",
+        contests,
+    )
+    .await;
+    if confirmed as usize != o.accepted {
+        return Err(format!(
+            "{name}: {} joins acknowledged but {confirmed} confirmed entries",
+            o.accepted
+        ));
+    }
+    Ok(o)
+}
+
 async fn count(db: &PgPool, sql: &'static str, contests: &[Uuid]) -> i64 {
     sqlx::query_scalar(sql)
         .bind(contests)
@@ -911,22 +941,7 @@ async fn bench(opts: Opts, url: String) -> Result<(), String> {
         .iter()
         .map(|u| join_req(&base, hot[0], u))
         .collect();
-    let before = persisted(&state);
-    let mut o = closed_loop("hot contest", &client, reqs, conc, Expect::Created).await;
-    o.commits = commits_since(&state, before, o.accepted);
-    println!("{}", o.summary());
-    let confirmed = count(
-        &db,
-        "SELECT count(*) FROM entry WHERE contest_id = ANY($1) AND status = 'confirmed'",
-        &hot,
-    )
-    .await;
-    if confirmed as usize != o.accepted {
-        return Err(format!(
-            "hot contest: {} joins acknowledged but {confirmed} confirmed entries",
-            o.accepted
-        ));
-    }
+    let o = join_scenario(&state, &db, &client, "hot contest", &hot, reqs, conc).await?;
     invariants.push(check_invariants(&db, "hot contest").await?);
     scenarios.push((
         o,
@@ -945,22 +960,7 @@ async fn bench(opts: Opts, url: String) -> Result<(), String> {
         .enumerate()
         .map(|(i, u)| join_req(&base, many[i % many.len()], u))
         .collect();
-    let before = persisted(&state);
-    let mut o = closed_loop("many contests", &client, reqs, conc, Expect::Created).await;
-    o.commits = commits_since(&state, before, o.accepted);
-    println!("{}", o.summary());
-    let confirmed = count(
-        &db,
-        "SELECT count(*) FROM entry WHERE contest_id = ANY($1) AND status = 'confirmed'",
-        &many,
-    )
-    .await;
-    if confirmed as usize != o.accepted {
-        return Err(format!(
-            "many contests: {} joins acknowledged but {confirmed} confirmed entries",
-            o.accepted
-        ));
-    }
+    let o = join_scenario(&state, &db, &client, "many contests", &many, reqs, conc).await?;
     invariants.push(check_invariants(&db, "many contests").await?);
     scenarios.push((
         o,
