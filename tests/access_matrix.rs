@@ -841,9 +841,17 @@ async fn public(w: &World, walk: &mut Walk, caller: Caller, expect: Expect) {
         let res = w.send(caller, Method::GET, path, None).await;
         walk.check(cell, path, res, want(expect)).await;
     }
-    // The webhook part of this row is skipped: the route does not exist yet
-    // (issue 5 brings `POST /v1/webhooks/stripe`; it authenticates by its
-    // Stripe signature, not by a caller).
+    // The webhook is open to every caller: its Stripe signature, not a
+    // token, decides. Unsigned, it is refused as such, never as 401/403.
+    let res = w
+        .send(
+            caller,
+            Method::POST,
+            "/v1/webhooks/stripe",
+            Some(&json!({})),
+        )
+        .await;
+    assert_error(res, 400, "WEBHOOK_SIGNATURE_INVALID").await;
 }
 
 #[actix_web::test]
