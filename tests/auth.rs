@@ -128,17 +128,11 @@ async fn each_apple_token_rejection_is_401_and_audited_with_its_reason() {
             "audit reason for {reason}"
         );
     }
-    let failures: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM audit_event WHERE kind = 'sign_in' AND outcome = 'failure'",
-    )
-    .fetch_one(&app.db)
-    .await
-    .unwrap();
+    let failures: i64 = app
+        .count("SELECT count(*) FROM audit_event WHERE kind = 'sign_in' AND outcome = 'failure'")
+        .await;
     assert_eq!(failures, cases.len() as i64);
-    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM app_user")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let users: i64 = app.count("SELECT count(*) FROM app_user").await;
     assert_eq!(users, 0, "no rejected token created a user");
 }
 
@@ -672,11 +666,9 @@ async fn an_admin_sets_roles_but_not_their_own() {
     );
     assert_eq!(details["from"], json!(["user"]));
     assert_eq!(details["to"], json!(["user", "organizer", "ops"]));
-    let forbidden: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM audit_event WHERE kind = 'forbidden'")
-            .fetch_one(&app.db)
-            .await
-            .unwrap();
+    let forbidden: i64 = app
+        .count("SELECT count(*) FROM audit_event WHERE kind = 'forbidden'")
+        .await;
     assert_eq!(forbidden, 2);
 }
 

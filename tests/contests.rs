@@ -259,10 +259,7 @@ async fn a_contest_with_broken_fields_is_refused_naming_each() {
         .await
         .unwrap();
     assert_error(res, 422, "VALIDATION_FAILED").await;
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM contest")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let count: i64 = app.count("SELECT count(*) FROM contest").await;
     assert_eq!(count, 0, "nothing half-written");
 }
 
@@ -310,10 +307,7 @@ async fn an_idempotency_key_replays_the_first_answer() {
         ids.insert(id.to_string());
     }
     assert_eq!(ids.len(), 1);
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM contest")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let count: i64 = app.count("SELECT count(*) FROM contest").await;
     assert_eq!(count, 2);
 }
 

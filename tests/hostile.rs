@@ -68,10 +68,7 @@ async fn still_alive(app: &TestApp) {
 
 /// Rows in `contest`.
 async fn contest_rows(app: &TestApp) -> i64 {
-    sqlx::query_scalar("SELECT count(*) FROM contest")
-        .fetch_one(&app.db)
-        .await
-        .unwrap()
+    app.count("SELECT count(*) FROM contest").await
 }
 
 /// The status of a raw HTTP answer, `None` when the connection was closed
@@ -413,10 +410,7 @@ async fn deeply_nested_json_in_a_signed_stripe_event_hits_the_recursion_limit_as
             .unwrap();
         assert_error(res, 400, "INVALID_REQUEST").await;
     }
-    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM stripe_event")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let events: i64 = app.count("SELECT count(*) FROM stripe_event").await;
     assert_eq!(events, 0, "no event recorded");
     still_alive(&app).await;
 }

@@ -286,10 +286,7 @@ async fn the_same_webhook_five_times_applies_once() {
     .await
     .unwrap();
     assert_eq!(applied, 1);
-    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM stripe_event")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let recorded: i64 = app.count("SELECT count(*) FROM stripe_event").await;
     assert_eq!(recorded, 3);
     // Out of order: an older failure after the success changes nothing.
     let late = stripe::event(
@@ -345,17 +342,9 @@ async fn bad_signatures_are_refused_change_nothing_and_are_audited() {
         assert_error(res, 400, "WEBHOOK_SIGNATURE_INVALID").await;
     }
     assert_eq!(entry_row(&app, &entry).await.0, "pending_payment");
-    let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM stripe_event")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let recorded: i64 = app.count("SELECT count(*) FROM stripe_event").await;
     assert_eq!(recorded, 0);
-    let audited: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM audit_event WHERE kind = 'webhook_signature' AND outcome = 'failure'",
-    )
-    .fetch_one(&app.db)
-    .await
-    .unwrap();
+    let audited: i64 = app.count("SELECT count(*) FROM audit_event WHERE kind = 'webhook_signature' AND outcome = 'failure'").await;
     assert_eq!(audited, cases.len() as i64);
     // The genuine signature is accepted.
     assert_eq!(deliver(&app, &payload, Some(good)).await.status(), 200);
@@ -621,12 +610,8 @@ async fn cancelling_twenty_paid_entries_refunds_each_exactly_once_across_a_worke
 
     // Kill the server while the worker is halfway through the refunds.
     let done = || async {
-        sqlx::query_scalar::<_, i64>(
-            "SELECT count(*) FROM payment_task WHERE kind = 'refund' AND status = 'done'",
-        )
-        .fetch_one(&app.db)
-        .await
-        .unwrap()
+        app.count("SELECT count(*) FROM payment_task WHERE kind = 'refund' AND status = 'done'")
+            .await
     };
     let until = Instant::now() + Duration::from_secs(20);
     while done().await < 4 {
@@ -677,9 +662,8 @@ async fn cancelling_twenty_paid_entries_refunds_each_exactly_once_across_a_worke
         let refunds = stripe::refunds_of(pi).await;
         assert_eq!(refunds.len(), 1, "exactly one refund at Stripe for {pi}");
     }
-    let tasks: i64 = sqlx::query_scalar("SELECT count(*) FROM payment_task WHERE kind = 'refund'")
-        .fetch_one(&app.db)
-        .await
-        .unwrap();
+    let tasks: i64 = app
+        .count("SELECT count(*) FROM payment_task WHERE kind = 'refund'")
+        .await;
     assert_eq!(tasks, N as i64);
 }

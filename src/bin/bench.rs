@@ -179,6 +179,18 @@ struct Outcome {
 }
 
 impl Outcome {
+    /// Counts one answer (or transport failure) and its latency.
+    fn record(&mut self, latency_us: u64, result: Result<(u16, bool), ()>) {
+        self.latencies_us.push(latency_us);
+        match result {
+            Ok((status, ok)) => {
+                *self.statuses.entry(status).or_default() += 1;
+                self.accepted += usize::from(ok);
+            }
+            Err(()) => self.errors += 1,
+        }
+    }
+
     fn per_sec(&self) -> f64 {
         self.accepted as f64 / self.wall.as_secs_f64().max(1e-9)
     }
@@ -288,15 +300,7 @@ async fn closed_loop(
                 let t = Instant::now();
                 let result = send(&client, &reqs[i], expect).await;
                 let us = t.elapsed().as_micros() as u64;
-                let mut o = out.borrow_mut();
-                o.latencies_us.push(us);
-                match result {
-                    Ok((status, ok)) => {
-                        *o.statuses.entry(status).or_default() += 1;
-                        o.accepted += usize::from(ok);
-                    }
-                    Err(()) => o.errors += 1,
-                }
+                out.borrow_mut().record(us, result);
             }
         }));
     }
@@ -329,15 +333,7 @@ async fn open_loop(name: &str, client: &reqwest::Client, reqs: Vec<Req>, rate: u
         tasks.push(actix_web::rt::spawn(async move {
             let result = send(&client, &req, Expect::Created).await;
             let us = at.elapsed().as_micros() as u64;
-            let mut o = out.borrow_mut();
-            o.latencies_us.push(us);
-            match result {
-                Ok((status, ok)) => {
-                    *o.statuses.entry(status).or_default() += 1;
-                    o.accepted += usize::from(ok);
-                }
-                Err(()) => o.errors += 1,
-            }
+            out.borrow_mut().record(us, result);
         }));
     }
     for t in tasks {
